@@ -1,0 +1,448 @@
+//! The resolved shape of a MOGNET network: every layer with its shapes, weight counts and MACs.
+//!
+//! [`NetSpec`] is the Burn-free description both the trainer and the integer engine start from;
+//! [`NetSpec::layers`] unrolls it into the list of [`LayerInfo`] rows the size summary prints.
+
+use serde::{Deserialize, Serialize};
+
+/// How the MRB gate chooses between the residual and the main path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateMode {
+    /// Per-channel threshold on the global average of the input (the default).
+    Tgap,
+    /// Always the residual (`s = 1`): a plain shifted residual.
+    Always,
+    /// Never the residual (`s = 0`): no residual at all.
+    Never,
+}
+
+/// What the MRB multiplexer selects between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MuxInputs {
+    /// `floor((x + f) / 2)` when the gate is on, else `f` (the default).
+    Avg,
+    /// `x` when the gate is on, else `f`.
+    Skip,
+}
+
+/// One stage: a width-changing CFLOG followed by `blocks - 1` MRBs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageSpec {
+    /// Output width `n` of every CFLOG in the stage.
+    pub n: usize,
+    /// Inner width `m` (PW1 output, grouped conv width).
+    pub m: usize,
+    /// Groups `g` of the grouped convolution.
+    pub groups: usize,
+    /// CFLOG blocks in the stage, the first one included (so `blocks - 1` MRBs).
+    pub blocks: usize,
+}
+
+/// A Burn-free description of a MOGNET network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetSpec {
+    /// Input channels (1 for grayscale, 3 for colour).
+    pub in_channels: usize,
+    /// Output classes.
+    pub num_classes: usize,
+    /// Input height and width.
+    pub input_size: [usize; 2],
+    /// Activation bits `k`.
+    pub bits: u32,
+    /// Stem output width.
+    pub stem_width: usize,
+    /// Kernel of the stem and of the grouped convolutions.
+    pub kernel_size: usize,
+    /// The stages, with 2x2 max pooling between consecutive ones.
+    pub stages: Vec<StageSpec>,
+    /// BN + QReLU after the grouped convolution inside each CFLOG.
+    pub inner_norm: bool,
+    /// MRB gate mode.
+    pub gate: GateMode,
+    /// MRB multiplexer inputs.
+    pub mux: MuxInputs,
+}
+
+/// Why a [`NetSpec`] describes no valid network.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// A size that must be positive is 0.
+    #[error("{what} must be positive")]
+    Zero {
+        /// Which size.
+        what: String,
+    },
+    /// Groups do not divide a width.
+    #[error("stage {stage}: groups {groups} must divide the inner width m = {m}")]
+    Groups {
+        /// Stage index.
+        stage: usize,
+        /// Groups.
+        groups: usize,
+        /// Inner width.
+        m: usize,
+    },
+    /// Pooling would shrink the feature map to nothing.
+    #[error("input {h}x{w} is too small for {stages} stages (2x2 pooling between stages)")]
+    TooSmall {
+        /// Input height.
+        h: usize,
+        /// Input width.
+        w: usize,
+        /// Stages.
+        stages: usize,
+    },
+    /// Activation bits outside 1..=8.
+    #[error("activation bits must be in 1..=8, got {0}")]
+    Bits(u32),
+    /// An even kernel has no centre, so `pad = k/2` would change the map size.
+    #[error("kernel size must be odd, got {0}")]
+    EvenKernel(usize),
+}
+
+/// What a row of the summary is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerKind {
+    /// Stem ternary kxk conv on pixels.
+    Stem,
+    /// CFLOG's first 1x1 ternary conv.
+    Pw1,
+    /// CFLOG's grouped kxk ternary conv.
+    GConv,
+    /// CFLOG's CA-generated 1x1 conv.
+    CaPw,
+    /// MRB shift-residual, gate and mux.
+    Gate,
+    /// 2x2 max pooling.
+    Pool,
+    /// Head 1x1 ternary conv, BN and global average pooling.
+    Head,
+}
+
+impl LayerKind {
+    /// Short name for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            LayerKind::Stem => "stem",
+            LayerKind::Pw1 => "pw1",
+            LayerKind::GConv => "gconv",
+            LayerKind::CaPw => "ca-pw",
+            LayerKind::Gate => "mrb-gate",
+            LayerKind::Pool => "maxpool",
+            LayerKind::Head => "head",
+        }
+    }
+}
+
+/// One layer of the unrolled network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerInfo {
+    /// Path-like name, e.g. `s1.b0.pw1`.
+    pub name: String,
+    /// Kind.
+    pub kind: LayerKind,
+    /// Input `[c, h, w]`.
+    pub input: [usize; 3],
+    /// Output `[c, h, w]`.
+    pub output: [usize; 3],
+    /// Kernel size (0 for layers without a kernel).
+    pub kernel: usize,
+    /// Groups (1 unless grouped).
+    pub groups: usize,
+    /// Ternary weights stored in the file.
+    pub stored_weights: usize,
+    /// Weights regenerated by the CA (stored: 0).
+    pub generated_weights: usize,
+    /// Output channels requantized by `Q` integer thresholds after this layer.
+    pub threshold_channels: usize,
+    /// Channels with an MRB gate threshold.
+    pub gate_channels: usize,
+    /// Classes with a fixed-point affine (head only).
+    pub affine_classes: usize,
+    /// Multiply-accumulates per image.
+    pub macs: u64,
+}
+
+impl NetSpec {
+    /// Largest activation code `Q = 2^k - 1`.
+    pub fn levels(&self) -> u32 {
+        (1u32 << self.bits) - 1
+    }
+
+    /// Checks every size; the layer list is only meaningful for a valid spec.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let zero = |what: &str| SpecError::Zero { what: what.into() };
+        if self.in_channels == 0 {
+            return Err(zero("in_channels"));
+        }
+        if self.num_classes == 0 {
+            return Err(zero("num_classes"));
+        }
+        if self.stem_width == 0 {
+            return Err(zero("stem width"));
+        }
+        if self.stages.is_empty() {
+            return Err(zero("the number of stages"));
+        }
+        if !(1..=8).contains(&self.bits) {
+            return Err(SpecError::Bits(self.bits));
+        }
+        if self.kernel_size.is_multiple_of(2) {
+            return Err(SpecError::EvenKernel(self.kernel_size));
+        }
+        for (i, s) in self.stages.iter().enumerate() {
+            for (v, what) in [
+                (s.n, "n"),
+                (s.m, "m"),
+                (s.groups, "groups"),
+                (s.blocks, "blocks"),
+            ] {
+                if v == 0 {
+                    return Err(zero(&format!("stage {i} {what}")));
+                }
+            }
+            if s.m % s.groups != 0 {
+                return Err(SpecError::Groups {
+                    stage: i,
+                    groups: s.groups,
+                    m: s.m,
+                });
+            }
+        }
+        let [h, w] = self.input_size;
+        let shrink = 1usize << (self.stages.len() - 1);
+        if h < shrink || w < shrink {
+            return Err(SpecError::TooSmall {
+                h,
+                w,
+                stages: self.stages.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The unrolled layer list, in execution order.
+    pub fn layers(&self) -> Vec<LayerInfo> {
+        let [mut h, mut w] = self.input_size;
+        let k = self.kernel_size;
+        let mut rows = Vec::new();
+        let conv = |name: String,
+                    kind: LayerKind,
+                    input: [usize; 3],
+                    c_out: usize,
+                    kernel: usize,
+                    groups: usize| {
+            let [c_in, h, w] = input;
+            let weights = c_out * (c_in / groups) * kernel * kernel;
+            LayerInfo {
+                name,
+                kind,
+                input,
+                output: [c_out, h, w],
+                kernel,
+                groups,
+                stored_weights: if kind == LayerKind::CaPw { 0 } else { weights },
+                generated_weights: if kind == LayerKind::CaPw { weights } else { 0 },
+                threshold_channels: 0,
+                gate_channels: 0,
+                affine_classes: 0,
+                macs: (weights * h * w) as u64,
+            }
+        };
+        let mut stem = conv(
+            "stem".into(),
+            LayerKind::Stem,
+            [self.in_channels, h, w],
+            self.stem_width,
+            k,
+            1,
+        );
+        stem.threshold_channels = self.stem_width;
+        rows.push(stem);
+        let mut c = self.stem_width;
+        for (si, stage) in self.stages.iter().enumerate() {
+            if si > 0 {
+                rows.push(LayerInfo {
+                    name: format!("s{}.pool", si + 1),
+                    kind: LayerKind::Pool,
+                    input: [c, h, w],
+                    output: [c, h / 2, w / 2],
+                    kernel: 2,
+                    groups: 1,
+                    stored_weights: 0,
+                    generated_weights: 0,
+                    threshold_channels: 0,
+                    gate_channels: 0,
+                    affine_classes: 0,
+                    macs: 0,
+                });
+                h /= 2;
+                w /= 2;
+            }
+            for b in 0..stage.blocks {
+                let p = format!("s{}.b{b}", si + 1);
+                rows.push(conv(
+                    format!("{p}.pw1"),
+                    LayerKind::Pw1,
+                    [c, h, w],
+                    stage.m,
+                    1,
+                    1,
+                ));
+                let mut g = conv(
+                    format!("{p}.gconv"),
+                    LayerKind::GConv,
+                    [stage.m, h, w],
+                    stage.m,
+                    k,
+                    stage.groups,
+                );
+                if self.inner_norm {
+                    g.threshold_channels = stage.m;
+                }
+                rows.push(g);
+                let mut pw2 = conv(
+                    format!("{p}.pw2"),
+                    LayerKind::CaPw,
+                    [stage.m, h, w],
+                    stage.n,
+                    1,
+                    1,
+                );
+                pw2.threshold_channels = stage.n;
+                rows.push(pw2);
+                if b > 0 {
+                    rows.push(LayerInfo {
+                        name: format!("{p}.gate"),
+                        kind: LayerKind::Gate,
+                        input: [stage.n, h, w],
+                        output: [stage.n, h, w],
+                        kernel: 0,
+                        groups: 1,
+                        stored_weights: 0,
+                        generated_weights: 0,
+                        threshold_channels: 0,
+                        gate_channels: if self.gate == GateMode::Tgap {
+                            stage.n
+                        } else {
+                            0
+                        },
+                        affine_classes: 0,
+                        macs: 0,
+                    });
+                }
+                c = stage.n;
+            }
+        }
+        let mut head = conv(
+            "head".into(),
+            LayerKind::Head,
+            [c, h, w],
+            self.num_classes,
+            1,
+            1,
+        );
+        head.affine_classes = self.num_classes;
+        rows.push(head);
+        rows
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn tiny() -> NetSpec {
+        NetSpec {
+            in_channels: 1,
+            num_classes: 10,
+            input_size: [8, 8],
+            bits: 3,
+            stem_width: 8,
+            kernel_size: 3,
+            stages: vec![
+                StageSpec {
+                    n: 8,
+                    m: 8,
+                    groups: 2,
+                    blocks: 2,
+                },
+                StageSpec {
+                    n: 16,
+                    m: 16,
+                    groups: 4,
+                    blocks: 1,
+                },
+            ],
+            inner_norm: false,
+            gate: GateMode::Tgap,
+            mux: MuxInputs::Avg,
+        }
+    }
+
+    #[test]
+    fn tiny_layer_list_by_hand() {
+        let spec = tiny();
+        spec.validate().unwrap();
+        let rows = spec.layers();
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "stem",
+                "s1.b0.pw1",
+                "s1.b0.gconv",
+                "s1.b0.pw2",
+                "s1.b1.pw1",
+                "s1.b1.gconv",
+                "s1.b1.pw2",
+                "s1.b1.gate",
+                "s2.pool",
+                "s2.b0.pw1",
+                "s2.b0.gconv",
+                "s2.b0.pw2",
+                "head"
+            ]
+        );
+        // stem 3x3x1->8 on 8x8: 72 weights, 72*64 MACs
+        assert_eq!(rows[0].stored_weights, 72);
+        assert_eq!(rows[0].macs, 72 * 64);
+        // grouped 3x3, 8 -> 8, 2 groups: 8 * 4 * 9 = 288
+        assert_eq!(rows[2].stored_weights, 288);
+        // CA: 8x8 generated, none stored
+        assert_eq!((rows[3].stored_weights, rows[3].generated_weights), (0, 64));
+        assert_eq!(rows[7].gate_channels, 8);
+        assert_eq!(rows[8].output, [8, 4, 4]);
+        // s2.b0.pw1: 8 -> 16 on 4x4
+        assert_eq!(rows[9].macs, 8 * 16 * 16);
+        assert_eq!(rows[12].input, [16, 4, 4]);
+        assert_eq!(rows[12].stored_weights, 160);
+    }
+
+    #[test]
+    fn invalid_specs_are_typed_errors() {
+        let mut s = tiny();
+        s.stages[1].groups = 3;
+        assert!(matches!(
+            s.validate(),
+            Err(SpecError::Groups { stage: 1, .. })
+        ));
+        let mut s = tiny();
+        s.input_size = [1, 1];
+        assert!(matches!(s.validate(), Err(SpecError::TooSmall { .. })));
+        let mut s = tiny();
+        s.bits = 0;
+        assert_eq!(s.validate(), Err(SpecError::Bits(0)));
+        let mut s = tiny();
+        s.num_classes = 0;
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("num_classes")
+        );
+    }
+}

@@ -1,0 +1,324 @@
+//! The model summary in bits: what each layer costs in on-chip memory, and in MACs.
+//!
+//! Stored ternary weights are counted at 2-bit packing and at base-3 packing (5 trits per byte,
+//! 1.6 bits per weight); CA-generated weights cost nothing but their seed, rule and warmup; each
+//! requantized channel costs `Q` integer thresholds, stored as the first threshold and the
+//! `Q - 1` gaps between consecutive ones, plus a 2-bit direction; each gated channel one integer
+//! gate threshold; each class of the head a fixed-point multiplier and offset.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::arch::{LayerInfo, LayerKind, NetSpec};
+
+/// Bits per stored item. The threshold widths are what a trained model typically needs; the
+/// exporter picks, per layer, the narrowest widths that hold the actual values, and the file's own
+/// summary shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThresholdWidths {
+    /// Bits of a channel's first threshold.
+    pub base: u32,
+    /// Bits of each of the `Q - 1` gaps between consecutive thresholds.
+    pub gap: u32,
+}
+
+/// Bits per stored item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageWidths {
+    /// Threshold widths, by default.
+    pub thresholds: ThresholdWidths,
+    /// Per-layer overrides of `thresholds`, by layer name.
+    pub threshold_overrides: HashMap<String, ThresholdWidths>,
+    /// Bits of a channel's threshold direction (up, down, constant).
+    pub direction_bits: u32,
+    /// Bits per MRB gate threshold.
+    pub gate_bits: u32,
+    /// Bits per head class (i32 multiplier and i32 offset).
+    pub affine_bits: u32,
+    /// Bits of the head's common shift.
+    pub shift_bits: u32,
+    /// Bits of a CA layer's generator: 64-bit seed, 8-bit rule, 32-bit warmup.
+    pub ca_bits: u32,
+}
+
+impl Default for StorageWidths {
+    fn default() -> Self {
+        Self {
+            thresholds: ThresholdWidths { base: 16, gap: 12 },
+            threshold_overrides: HashMap::new(),
+            direction_bits: 2,
+            gate_bits: 16,
+            affine_bits: 64,
+            shift_bits: 8,
+            ca_bits: 104,
+        }
+    }
+}
+
+impl StorageWidths {
+    /// Bits of one channel's `levels` thresholds in layer `name`, direction included.
+    pub fn channel_threshold_bits(&self, name: &str, levels: u32) -> u64 {
+        let w = self
+            .threshold_overrides
+            .get(name)
+            .unwrap_or(&self.thresholds);
+        (w.base + (levels - 1) * w.gap + self.direction_bits) as u64
+    }
+}
+
+/// One row of the summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    /// The layer.
+    pub layer: LayerInfo,
+    /// Stored ternary weights at 2 bits each.
+    pub weight_bits_2bit: u64,
+    /// Stored ternary weights at base-3 packing (`ceil(n/5)` bytes).
+    pub weight_bits_base3: u64,
+    /// Bits of the CA generator (seed, rule, warmup), for CA layers.
+    pub ca_bits: u64,
+    /// Per-channel parameters: thresholds, gate thresholds, head multipliers and offsets.
+    pub channel_params: u64,
+    /// Their bits.
+    pub channel_param_bits: u64,
+}
+
+impl SummaryRow {
+    /// Stored bits of the row at 2-bit packing.
+    pub fn bits_2bit(&self) -> u64 {
+        self.weight_bits_2bit + self.ca_bits + self.channel_param_bits
+    }
+    /// Stored bits of the row at base-3 packing.
+    pub fn bits_base3(&self) -> u64 {
+        self.weight_bits_base3 + self.ca_bits + self.channel_param_bits
+    }
+}
+
+/// The whole summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Rows in execution order.
+    pub rows: Vec<SummaryRow>,
+    /// Total stored bits at 2-bit packing.
+    pub total_bits_2bit: u64,
+    /// Total stored bits at base-3 packing.
+    pub total_bits_base3: u64,
+    /// Total stored ternary weights.
+    pub stored_weights: u64,
+    /// Total CA-generated weights.
+    pub generated_weights: u64,
+    /// Total MACs per image.
+    pub macs: u64,
+    /// Bits of the same network in f32: every weight (CA ones too), four BN parameters per
+    /// normalized channel, one gate threshold per gated channel, 32 bits each.
+    pub f32_bits: u64,
+}
+
+impl Summary {
+    /// The summary of `spec` with the given storage widths.
+    pub fn new(spec: &NetSpec, widths: &StorageWidths) -> Self {
+        let q = spec.levels() as u64;
+        let rows: Vec<SummaryRow> = spec
+            .layers()
+            .into_iter()
+            .map(|layer| {
+                let w = layer.stored_weights as u64;
+                let th = layer.threshold_channels as u64;
+                let gates = layer.gate_channels as u64;
+                let classes = layer.affine_classes as u64;
+                let mut param_bits = th * widths.channel_threshold_bits(&layer.name, q as u32)
+                    + gates * widths.gate_bits as u64
+                    + classes * widths.affine_bits as u64;
+                if classes > 0 {
+                    param_bits += widths.shift_bits as u64;
+                }
+                SummaryRow {
+                    weight_bits_2bit: 2 * w,
+                    weight_bits_base3: w.div_ceil(5) * 8,
+                    ca_bits: if layer.kind == LayerKind::CaPw {
+                        widths.ca_bits as u64
+                    } else {
+                        0
+                    },
+                    channel_params: th * q + gates + 2 * classes,
+                    channel_param_bits: param_bits,
+                    layer,
+                }
+            })
+            .collect();
+        let sum = |f: &dyn Fn(&SummaryRow) -> u64| rows.iter().map(f).sum::<u64>();
+        let f32_bits = 32
+            * sum(&|r| {
+                let l = &r.layer;
+                (l.stored_weights
+                    + l.generated_weights
+                    + 4 * (l.threshold_channels + l.affine_classes)
+                    + l.gate_channels) as u64
+            });
+        Summary {
+            total_bits_2bit: sum(&|r| r.bits_2bit()),
+            total_bits_base3: sum(&|r| r.bits_base3()),
+            stored_weights: sum(&|r| r.layer.stored_weights as u64),
+            generated_weights: sum(&|r| r.layer.generated_weights as u64),
+            macs: sum(&|r| r.layer.macs),
+            f32_bits,
+            rows,
+        }
+    }
+
+    /// Compression against the same network in f32, at 2-bit packing.
+    pub fn compression(&self) -> f64 {
+        self.f32_bits as f64 / self.total_bits_2bit.max(1) as f64
+    }
+
+    /// The printed table. Its last line is `total: <bits> bits (<x.xxx> Mb)` at 2-bit packing.
+    pub fn render(&self) -> String {
+        let shape = |s: [usize; 3]| format!("{}x{}x{}", s[0], s[1], s[2]);
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<13} {:<8} {:>11} {:>11} {:>8} {:>9} {:>9} {:>9} {:>6} {:>8} {:>9} {:>12}",
+            "layer",
+            "kind",
+            "input",
+            "output",
+            "ternary",
+            "bits@2b",
+            "bits@b3",
+            "ca-gen",
+            "ca-bit",
+            "ch-param",
+            "ch-bits",
+            "MACs"
+        );
+        for r in &self.rows {
+            let l = &r.layer;
+            let _ = writeln!(
+                out,
+                "{:<13} {:<8} {:>11} {:>11} {:>8} {:>9} {:>9} {:>9} {:>6} {:>8} {:>9} {:>12}",
+                l.name,
+                l.kind.label(),
+                shape(l.input),
+                shape(l.output),
+                l.stored_weights,
+                r.weight_bits_2bit,
+                r.weight_bits_base3,
+                l.generated_weights,
+                r.ca_bits,
+                r.channel_params,
+                r.channel_param_bits,
+                l.macs
+            );
+        }
+        let _ = writeln!(
+            out,
+            "stored ternary weights: {} ({} bits at 2-bit, {} bits at base-3)",
+            self.stored_weights,
+            2 * self.stored_weights,
+            self.rows.iter().map(|r| r.weight_bits_base3).sum::<u64>()
+        );
+        let _ = writeln!(
+            out,
+            "CA-generated weights: {} (0 bits stored; {} bits of seeds, rules and warmups)",
+            self.generated_weights,
+            self.rows.iter().map(|r| r.ca_bits).sum::<u64>()
+        );
+        let _ = writeln!(
+            out,
+            "per-channel parameters: {} bits",
+            self.rows.iter().map(|r| r.channel_param_bits).sum::<u64>()
+        );
+        let _ = writeln!(
+            out,
+            "MACs per image: {} ({:.2} M)",
+            self.macs,
+            self.macs as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "total at base-3 packing: {} bits ({:.3} Mb)",
+            self.total_bits_base3,
+            self.total_bits_base3 as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "compression vs f32: {:.1}x ({} bits in f32)",
+            self.compression(),
+            self.f32_bits
+        );
+        let _ = write!(
+            out,
+            "total: {} bits ({:.3} Mb)",
+            self.total_bits_2bit,
+            self.total_bits_2bit as f64 / 1e6
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::tests::tiny;
+
+    /// Every number of the tiny network's summary, counted by hand.
+    #[test]
+    fn tiny_summary_matches_hand_count() {
+        let s = Summary::new(&tiny(), &StorageWidths::default());
+        // Stored ternary weights: stem 72; s1.b0 pw1 64 + gconv 288; s1.b1 the same;
+        // s2.b0 pw1 8*16 = 128 + gconv 16*4*9 = 576; head 16*10 = 160.
+        let weights = 72 + 2 * (64 + 288) + 128 + 576 + 160;
+        assert_eq!(s.stored_weights, weights as u64);
+        // Generated: 8*8 twice, 16*16 once.
+        assert_eq!(s.generated_weights, 64 + 64 + 256);
+        // Thresholds: stem 8 + pw2 8 + 8 + 16 = 40 channels, a 16-bit first threshold, six
+        // 12-bit gaps and a 2-bit direction each.
+        let thresholds = 40 * (16 + 6 * 12 + 2);
+        let gates = 8 * 16;
+        let head = 10 * 64 + 8;
+        let ca = 3 * 104;
+        assert_eq!(
+            s.total_bits_2bit,
+            (2 * weights + thresholds + gates + head + ca) as u64
+        );
+        // Base-3: per layer ceil(n/5) bytes.
+        let b3: u64 = [72u64, 64, 288, 64, 288, 128, 576, 160]
+            .iter()
+            .map(|w| w.div_ceil(5) * 8)
+            .sum();
+        assert_eq!(
+            s.total_bits_base3,
+            b3 + (thresholds + gates + head + ca) as u64
+        );
+        // MACs: stem 72*64; s1 blocks (64 + 288 + 64)*64 each; s2 (128 + 576 + 256)*16; head 160*16.
+        let macs = 72 * 64 + 2 * (64 + 288 + 64) * 64 + (128 + 576 + 256) * 16 + 160 * 16;
+        assert_eq!(s.macs, macs as u64);
+        // f32: all weights + 4 per BN channel (40 + 10 head) + 8 gates.
+        let f32_bits = 32 * (weights + 384 + 4 * 50 + 8);
+        assert_eq!(s.f32_bits, f32_bits as u64);
+        let text = s.render();
+        let last = text.lines().last().unwrap();
+        assert_eq!(
+            last,
+            format!(
+                "total: {} bits ({:.3} Mb)",
+                s.total_bits_2bit,
+                s.total_bits_2bit as f64 / 1e6
+            )
+        );
+        assert!(text.contains("s1.b1.gate"));
+    }
+
+    #[test]
+    fn threshold_overrides_change_only_their_layer() {
+        let mut widths = StorageWidths::default();
+        let base = Summary::new(&tiny(), &widths).total_bits_2bit;
+        widths
+            .threshold_overrides
+            .insert("stem".into(), ThresholdWidths { base: 32, gap: 14 });
+        let wider = Summary::new(&tiny(), &widths).total_bits_2bit;
+        assert_eq!(wider - base, 8 * (16 + 6 * 2));
+    }
+}

@@ -1,0 +1,161 @@
+//! CFLOG: PW1 (1x1 ternary) -> grouped kxk ternary conv -> CA pointwise -> BN -> QReLU_k.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+
+use crate::bn_qrelu::{BnQRelu, BnQReluConfig};
+use crate::btq::{BtqConfig, Occupancy};
+use crate::ca_pointwise::{CaPointwise, CaPointwiseConfig};
+use crate::ternary_conv::{TernaryConv2d, TernaryConv2dConfig};
+use mognet_arch::ca::CaError;
+
+/// [`Cflog`] configuration.
+#[derive(Config, Debug)]
+pub struct CflogConfig {
+    /// `[c_in, m, n]`: input, inner and output widths.
+    pub channels: [usize; 3],
+    /// Groups of the grouped convolution (divides `m`).
+    pub groups: usize,
+    /// Kernel of the grouped convolution (odd; padding `k/2`). Default: 3.
+    #[config(default = 3)]
+    pub kernel_size: usize,
+    /// BN + QReLU after the grouped convolution. Default: false (SPEC).
+    #[config(default = false)]
+    pub inner_norm: bool,
+    /// Activation bits. Default: 3.
+    #[config(default = 3)]
+    pub bits: u32,
+    /// Ternarizer of PW1 and the grouped convolution. Default: `BtqConfig::new()`.
+    #[config(default = "BtqConfig::new()")]
+    pub btq: BtqConfig,
+    /// CA rule of PW2. Default: 30.
+    #[config(default = 30)]
+    pub ca_rule: u8,
+    /// CA seed of PW2. Default: 0.
+    #[config(default = 0)]
+    pub ca_seed: u64,
+    /// CA warmup of PW2 (`None`: the width `m`). Default: `None`.
+    #[config(default = "None")]
+    pub ca_warmup: Option<usize>,
+    /// Seeds of the PW1 and grouped-conv initialisation. Default: `[0, 1]`.
+    #[config(default = "[0, 1]")]
+    pub init_seeds: [u64; 2],
+    /// Batch-norm momentum. Default: 0.1.
+    #[config(default = 0.1)]
+    pub bn_momentum: f64,
+    /// Batch-norm epsilon. Default: 1e-5.
+    #[config(default = 1e-5)]
+    pub bn_epsilon: f64,
+}
+
+/// A CFLOG block.
+#[derive(Module, Debug)]
+pub struct Cflog {
+    /// PW1, `c_in -> m`.
+    pub pw1: TernaryConv2d,
+    /// Grouped kxk, `m -> m`.
+    pub gconv: TernaryConv2d,
+    /// Optional BN + QReLU after the grouped convolution.
+    pub inner: Option<BnQRelu>,
+    /// PW2, CA-generated, `m -> n`.
+    pub pw2: CaPointwise,
+    /// BN + QReLU on PW2's accumulators.
+    pub out: BnQRelu,
+    /// `Q`.
+    pub levels: u32,
+}
+
+/// Per-layer codes the block computed, for parity checks and metrics.
+#[derive(Debug, Clone)]
+pub struct CflogTrace {
+    /// Codes after the grouped conv's BN + QReLU, when `inner_norm`.
+    pub inner: Option<Tensor<4>>,
+    /// Output codes.
+    pub out: Tensor<4>,
+}
+
+impl CflogConfig {
+    /// Builds the block; fails if the CA (rule, seed) pair is degenerate for `[n, m]`.
+    pub fn init(&self, device: &Device) -> Result<Cflog, CaError> {
+        let [c_in, m, n] = self.channels;
+        let bn = |channels| {
+            BnQReluConfig::new(channels)
+                .with_bits(self.bits)
+                .with_momentum(self.bn_momentum)
+                .with_epsilon(self.bn_epsilon)
+                .init(device)
+        };
+        Ok(Cflog {
+            pw1: TernaryConv2dConfig::new([c_in, m])
+                .with_btq(self.btq.clone())
+                .with_seed(self.init_seeds[0])
+                .init(device),
+            gconv: TernaryConv2dConfig::new([m, m])
+                .with_kernel_size(self.kernel_size)
+                .with_padding(self.kernel_size / 2)
+                .with_groups(self.groups)
+                .with_btq(self.btq.clone())
+                .with_seed(self.init_seeds[1])
+                .init(device),
+            inner: self.inner_norm.then(|| bn(m)),
+            pw2: CaPointwiseConfig::new([m, n])
+                .with_rule(self.ca_rule)
+                .with_seed(self.ca_seed)
+                .with_warmup(self.ca_warmup)
+                .init(device)?,
+            out: bn(n),
+            levels: (1u32 << self.bits) - 1,
+        })
+    }
+}
+
+impl Cflog {
+    /// Output codes.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, c_in, h, w]` codes in `0..=Q`
+    /// - output: `[batch, n, h, w]` codes in `0..=Q`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_trace(x).out
+    }
+
+    /// Output codes and the inner codes (when `inner_norm`).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, c_in, h, w]`; `out`: `[batch, n, h, w]`; `inner`: `[batch, m, h, w]`
+    pub fn forward_trace(&self, x: Tensor<4>) -> CflogTrace {
+        let q = self.levels as f64;
+        let (acc1, alpha1) = self.pw1.accumulate(x);
+        let (acc2, alpha2) = self.gconv.accumulate(acc1);
+        // Codes carry 1/Q: one accumulator unit is worth alpha1 * alpha2 / Q.
+        let scale = (alpha1 * alpha2).div_scalar(q);
+        match &self.inner {
+            Some(inner) => {
+                let codes = inner.forward(acc2, scale);
+                let out = self.out.forward(
+                    self.pw2.forward(codes.clone()),
+                    Tensor::ones([1], &codes.device()).div_scalar(q),
+                );
+                CflogTrace {
+                    inner: Some(codes),
+                    out,
+                }
+            }
+            None => CflogTrace {
+                inner: None,
+                out: self.out.forward(self.pw2.forward(acc2), scale),
+            },
+        }
+    }
+
+    /// Sum of the BTQ regularizers of PW1 and the grouped convolution, `[1]`.
+    pub fn regularizer(&self) -> Tensor<1> {
+        self.pw1.regularizer() + self.gconv.regularizer()
+    }
+
+    /// Occupancy of PW1 and the grouped convolution (reads back to the host).
+    pub fn occupancy(&self) -> [Occupancy; 2] {
+        [self.pw1.occupancy(), self.gconv.occupancy()]
+    }
+}

@@ -1,0 +1,26 @@
+//! MOGNET building blocks on Burn: BTQ ternary weights, k-bit QReLU, the CA weight generator and
+//! the layers built from them. See `../shared/SPEC.md` (the numeric specification) and the
+//! workspace README.
+
+pub mod btq;
+pub mod ca_pointwise;
+pub mod init;
+pub mod qrelu;
+pub mod ternary_conv;
+
+pub use btq::{BtqConfig, Occupancy, ThresholdMode};
+pub use ca_pointwise::{CaPointwise, CaPointwiseConfig};
+pub use mognet_arch::ca::{self, CaError, CaGenerator, SplitMix64};
+pub use qrelu::{QRelu, QReluConfig};
+pub use ternary_conv::{TernaryConv2d, TernaryConv2dConfig};
+pub mod bn_qrelu;
+pub mod cflog;
+pub mod head;
+pub mod model;
+pub mod mrb;
+pub mod preset;
+pub mod stem;
+
+pub use model::{ModelError, Mognet, MognetConfig, Trace};
+pub use mognet_arch::{GateMode, MuxInputs, NetSpec, StageSpec, StorageWidths, Summary};
+pub use preset::Preset;

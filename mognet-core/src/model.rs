@@ -1,0 +1,406 @@
+//! The MOGNET network: stem, stages of CFLOG + MRBs with 2x2 max pooling between them, head.
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::BatchNormConfig;
+use burn::tensor::module::max_pool2d;
+use burn::tensor::ops::MaxPoolOptions;
+use burn::tensor::{Device, Tensor};
+use mognet_arch::ca::{CaError, CaGenerator};
+use mognet_arch::{GateMode, MuxInputs, NetSpec, SpecError, StageSpec, StorageWidths, Summary};
+
+use crate::bn_qrelu::BnQReluConfig;
+use crate::btq::{BtqConfig, Occupancy};
+use crate::cflog::{Cflog, CflogConfig};
+use crate::head::Head;
+use crate::init::derive_seed;
+use crate::mrb::{Mrb, MrbConfig};
+use crate::preset::Preset;
+use crate::stem::Stem;
+use crate::ternary_conv::TernaryConv2dConfig;
+
+/// Stream ids separating the seed derivations of different purposes.
+const INIT_STREAM: u64 = 0x1000;
+const CA_STREAM: u64 = 0x2000;
+/// CA seeds tried per layer before giving up on a (rule, warmup) choice.
+const CA_ATTEMPTS: u64 = 16;
+
+/// Why a model cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The shape description is invalid.
+    #[error("invalid model config: {0}")]
+    Spec(#[from] SpecError),
+    /// No CA seed gives valid weights for a layer.
+    #[error("layer {layer}: no valid CA weights in {attempts} seeds ({source})")]
+    Ca {
+        /// The layer.
+        layer: String,
+        /// Seeds tried.
+        attempts: u64,
+        /// The last failure.
+        source: CaError,
+    },
+    /// A config file could not be read or parsed.
+    #[error("model config {path}: {message}")]
+    ConfigFile {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// [`Mognet`] configuration. Every SPEC **[choice]** is a field.
+#[derive(Config, Debug)]
+pub struct MognetConfig {
+    /// Stem output width.
+    pub stem_width: usize,
+    /// Stages `(n, m, groups, blocks)`.
+    pub stages: Vec<StageSpec>,
+    /// Input channels: 1 (grayscale) or 3 (colour). Default: 3.
+    #[config(default = 3)]
+    pub in_channels: usize,
+    /// Classes. Default: 10.
+    #[config(default = 10)]
+    pub num_classes: usize,
+    /// Input height and width (used for the summary and the export). Default: `[32, 32]`.
+    #[config(default = "[32, 32]")]
+    pub input_size: [usize; 2],
+    /// Activation bits `k`. Default: 3.
+    #[config(default = 3)]
+    pub bits: u32,
+    /// Kernel of the stem and grouped convolutions. Default: 3.
+    #[config(default = 3)]
+    pub kernel_size: usize,
+    /// BN + QReLU after each grouped conv. Default: false.
+    #[config(default = false)]
+    pub inner_norm: bool,
+    /// MRB gate mode. Default: `Tgap`.
+    #[config(default = "GateMode::Tgap")]
+    pub gate: GateMode,
+    /// MRB multiplexer inputs. Default: `Avg`.
+    #[config(default = "MuxInputs::Avg")]
+    pub mux: MuxInputs,
+    /// Initial MRB gate threshold. Default: 0.5.
+    #[config(default = 0.5)]
+    pub tau_init: f64,
+    /// MRB gate surrogate temperature. Default: 0.1.
+    #[config(default = 0.1)]
+    pub gate_temperature: f64,
+    /// Ternarizer of every ternary layer. Default: `BtqConfig::new()` (delta 0.7).
+    #[config(default = "BtqConfig::new()")]
+    pub btq: BtqConfig,
+    /// CA rule of every PW2. Default: 30.
+    #[config(default = 30)]
+    pub ca_rule: u8,
+    /// CA warmup (`None`: the ring width). Default: `None`.
+    #[config(default = "None")]
+    pub ca_warmup: Option<usize>,
+    /// Batch-norm momentum. Default: 0.1.
+    #[config(default = 0.1)]
+    pub bn_momentum: f64,
+    /// Batch-norm epsilon. Default: 1e-5.
+    #[config(default = 1e-5)]
+    pub bn_epsilon: f64,
+    /// Initial gamma of the head's batch norm. The head averages normalized class maps over
+    /// space, which shrinks their spread by up to `sqrt(h * w)`; starting gamma at 8 (the side of
+    /// the 8x8 head map of a 32x32 input) starts the logits at about unit spread. Default: 8.0.
+    #[config(default = 8.0)]
+    pub head_gamma_init: f64,
+    /// Seed of the weight initialisation and of the CA seeds. Default: 0.
+    #[config(default = 0)]
+    pub seed: u64,
+}
+
+/// One stage: a width-changing CFLOG, then MRBs.
+#[derive(Module, Debug)]
+pub struct Stage {
+    /// The first CFLOG (no residual).
+    pub first: Cflog,
+    /// The MRBs.
+    pub blocks: Vec<Mrb>,
+}
+
+/// The MOGNET network.
+#[derive(Module, Debug)]
+pub struct Mognet {
+    /// Stem.
+    pub stem: Stem,
+    /// Stages, 2x2 max pooling between consecutive ones.
+    pub stages: Vec<Stage>,
+    /// Head.
+    pub head: Head,
+}
+
+/// Every intermediate result of a forward pass, named as in [`NetSpec::layers`].
+#[derive(Debug, Clone, Default)]
+pub struct Trace {
+    /// Codes after every requantization, MRB multiplexer and pooling, in order.
+    pub codes: Vec<(String, Tensor<4>)>,
+    /// Gate bits of every MRB, `[batch, n]`.
+    pub gates: Vec<(String, Tensor<2>)>,
+    /// Spatial sums of the head's accumulators, `[batch, classes]`.
+    pub head_sums: Option<Tensor<2>>,
+}
+
+impl MognetConfig {
+    /// A preset with the given input channels and classes.
+    pub fn preset(preset: Preset, in_channels: usize, num_classes: usize) -> Self {
+        MognetConfig::new(preset.stem_width(), preset.stages())
+            .with_in_channels(in_channels)
+            .with_num_classes(num_classes)
+    }
+
+    /// The Burn-free shape description.
+    pub fn spec(&self) -> NetSpec {
+        NetSpec {
+            in_channels: self.in_channels,
+            num_classes: self.num_classes,
+            input_size: self.input_size,
+            bits: self.bits,
+            stem_width: self.stem_width,
+            kernel_size: self.kernel_size,
+            stages: self.stages.clone(),
+            inner_norm: self.inner_norm,
+            gate: self.gate,
+            mux: self.mux,
+        }
+    }
+
+    /// The size summary with the exporter's default storage widths.
+    pub fn summary(&self) -> Summary {
+        Summary::new(&self.spec(), &StorageWidths::default())
+    }
+
+    /// Reads a config from JSON, naming the file in errors.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::ConfigFile {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let config: Self = serde_json::from_str(&text).map_err(|e| ModelError::ConfigFile {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        config.spec().validate()?;
+        Ok(config)
+    }
+
+    /// The first valid CA generator for the `index`-th CFLOG of shape `[n, m]`.
+    fn ca_generator(&self, index: u64, name: &str, n: usize, m: usize) -> Result<u64, ModelError> {
+        let mut last = None;
+        for attempt in 0..CA_ATTEMPTS {
+            let seed = derive_seed(self.seed, CA_STREAM + index * CA_ATTEMPTS + attempt);
+            let generator = CaGenerator {
+                rule: self.ca_rule,
+                seed,
+                warmup: self.ca_warmup,
+            };
+            match generator.weights(n, m) {
+                Ok(_) => return Ok(seed),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(ModelError::Ca {
+            layer: name.to_string(),
+            attempts: CA_ATTEMPTS,
+            source: last.expect("at least one attempt"),
+        })
+    }
+
+    /// Builds the network on `device`. The same config (seed included) gives the same weights,
+    /// bit for bit, on every backend.
+    pub fn init(&self, device: &Device) -> Result<Mognet, ModelError> {
+        self.spec().validate()?;
+        let mut stream = INIT_STREAM;
+        let mut next_seed = || {
+            stream += 1;
+            derive_seed(self.seed, stream)
+        };
+        let bn_q = |channels| {
+            BnQReluConfig::new(channels)
+                .with_bits(self.bits)
+                .with_momentum(self.bn_momentum)
+                .with_epsilon(self.bn_epsilon)
+        };
+        let ternary = |channels: [usize; 2], seed| {
+            TernaryConv2dConfig::new(channels)
+                .with_btq(self.btq.clone())
+                .with_seed(seed)
+        };
+        let stem = Stem {
+            conv: ternary([self.in_channels, self.stem_width], next_seed())
+                .with_kernel_size(self.kernel_size)
+                .with_padding(self.kernel_size / 2)
+                .init(device),
+            out: bn_q(self.stem_width).init(device),
+        };
+        let mut c = self.stem_width;
+        let mut cflog_index = 0u64;
+        let mut stages = Vec::with_capacity(self.stages.len());
+        for (si, stage) in self.stages.iter().enumerate() {
+            let mut cflog =
+                |c_in: usize, b: usize, seeds: [u64; 2]| -> Result<CflogConfig, ModelError> {
+                    let name = format!("s{}.b{b}.pw2", si + 1);
+                    let ca_seed = self.ca_generator(cflog_index, &name, stage.n, stage.m)?;
+                    cflog_index += 1;
+                    Ok(CflogConfig::new([c_in, stage.m, stage.n], stage.groups)
+                        .with_kernel_size(self.kernel_size)
+                        .with_inner_norm(self.inner_norm)
+                        .with_bits(self.bits)
+                        .with_btq(self.btq.clone())
+                        .with_ca_rule(self.ca_rule)
+                        .with_ca_seed(ca_seed)
+                        .with_ca_warmup(self.ca_warmup)
+                        .with_init_seeds(seeds)
+                        .with_bn_momentum(self.bn_momentum)
+                        .with_bn_epsilon(self.bn_epsilon))
+                };
+            let ca_error = |e: CaError| ModelError::Ca {
+                layer: format!("stage {}", si + 1),
+                attempts: 1,
+                source: e,
+            };
+            let first = cflog(c, 0, [next_seed(), next_seed()])?
+                .init(device)
+                .map_err(ca_error)?;
+            let mut blocks = Vec::with_capacity(stage.blocks.saturating_sub(1));
+            for b in 1..stage.blocks {
+                let config = cflog(stage.n, b, [next_seed(), next_seed()])?;
+                blocks.push(
+                    MrbConfig::new(config)
+                        .with_gate(self.gate)
+                        .with_mux(self.mux)
+                        .with_tau_init(self.tau_init)
+                        .with_gate_temperature(self.gate_temperature)
+                        .init(device)
+                        .map_err(ca_error)?,
+                );
+            }
+            stages.push(Stage { first, blocks });
+            c = stage.n;
+        }
+        let mut head_bn = BatchNormConfig::new(self.num_classes)
+            .with_momentum(self.bn_momentum)
+            .with_epsilon(self.bn_epsilon)
+            .init(device);
+        head_bn.gamma = Param::from_tensor(Tensor::full(
+            [self.num_classes],
+            self.head_gamma_init,
+            device,
+        ));
+        let head = Head {
+            conv: ternary([c, self.num_classes], next_seed()).init(device),
+            bn: head_bn,
+            levels: (1u32 << self.bits) - 1,
+        };
+        Ok(Mognet { stem, stages, head })
+    }
+}
+
+/// 2x2 max pooling, stride 2, on codes.
+pub fn pool2x2(x: Tensor<4>) -> Tensor<4> {
+    let mut options = MaxPoolOptions::new([2, 2]);
+    options.stride = [2, 2];
+    max_pool2d(x, options)
+}
+
+impl Mognet {
+    /// Logits.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, in_channels, h, w]`, pixel values `p / 255`
+    /// - output: `[batch, num_classes]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.run(x, None)
+    }
+
+    /// Logits and every intermediate code tensor.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, in_channels, h, w]`; logits: `[batch, num_classes]`
+    pub fn forward_trace(&self, x: Tensor<4>) -> (Tensor<2>, Trace) {
+        let mut trace = Trace::default();
+        let logits = self.run(x, Some(&mut trace));
+        (logits, trace)
+    }
+
+    fn run(&self, x: Tensor<4>, mut trace: Option<&mut Trace>) -> Tensor<2> {
+        let mut record = |name: String, t: &Tensor<4>| {
+            if let Some(tr) = trace.as_deref_mut() {
+                tr.codes.push((name, t.clone()));
+            }
+        };
+        let mut x = self.stem.forward(x);
+        record("stem".into(), &x);
+        let mut gates = Vec::new();
+        for (si, stage) in self.stages.iter().enumerate() {
+            let s = si + 1;
+            if si > 0 {
+                x = pool2x2(x);
+                record(format!("s{s}.pool"), &x);
+            }
+            let first = stage.first.forward_trace(x);
+            if let Some(inner) = &first.inner {
+                record(format!("s{s}.b0.gconv"), inner);
+            }
+            record(format!("s{s}.b0.pw2"), &first.out);
+            x = first.out;
+            for (bi, block) in stage.blocks.iter().enumerate() {
+                let b = bi + 1;
+                let t = block.forward_trace(x);
+                if let Some(inner) = &t.cflog.inner {
+                    record(format!("s{s}.b{b}.gconv"), inner);
+                }
+                record(format!("s{s}.b{b}.pw2"), &t.cflog.out);
+                record(format!("s{s}.b{b}.gate"), &t.out);
+                gates.push((format!("s{s}.b{b}.gate"), t.gate));
+                x = t.out;
+            }
+        }
+        let (logits, sums) = self.head.forward_sums(x);
+        if let Some(tr) = trace {
+            tr.gates = gates;
+            tr.head_sums = Some(sums);
+        }
+        logits
+    }
+
+    /// Sum of every ternary layer's level-balancing regularizer, `[1]`.
+    pub fn regularizer(&self) -> Tensor<1> {
+        let mut total = self.stem.conv.regularizer() + self.head.conv.regularizer();
+        for stage in &self.stages {
+            total = total + stage.first.regularizer();
+            for block in &stage.blocks {
+                total = total + block.cflog.regularizer();
+            }
+        }
+        total
+    }
+
+    /// The ternary layers with their names, in execution order.
+    pub fn ternary_layers(&self) -> Vec<(String, &crate::ternary_conv::TernaryConv2d)> {
+        let mut out = vec![("stem".to_string(), &self.stem.conv)];
+        for (si, stage) in self.stages.iter().enumerate() {
+            let cflogs = std::iter::once(&stage.first).chain(stage.blocks.iter().map(|b| &b.cflog));
+            for (b, cflog) in cflogs.enumerate() {
+                out.push((format!("s{}.b{b}.pw1", si + 1), &cflog.pw1));
+                out.push((format!("s{}.b{b}.gconv", si + 1), &cflog.gconv));
+            }
+        }
+        out.push(("head".to_string(), &self.head.conv));
+        out
+    }
+
+    /// Real occupancy of -1/0/+1 per ternary layer (reads back to the host).
+    pub fn occupancy(&self) -> Vec<(String, Occupancy)> {
+        self.ternary_layers()
+            .into_iter()
+            .map(|(name, layer)| (name, layer.occupancy()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,72 @@
+//! Choosing the compute device: WGPU on a GPU, Flex (our CPU default) or ndarray.
+
+use burn::tensor::{Device, DeviceKind};
+use serde::{Deserialize, Serialize};
+
+/// The backend a user asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendChoice {
+    /// WGPU when a hardware GPU adapter exists, else Flex.
+    Auto,
+    /// WGPU (Vulkan, Metal or DX12; on a machine without a GPU, a software adapter such as
+    /// Mesa's lavapipe).
+    Wgpu,
+    /// Burn's pure-Rust CPU backend.
+    Flex,
+    /// Burn's ndarray CPU backend (deprecated upstream; kept as an option).
+    Ndarray,
+}
+
+/// The device picked and a line saying why, for the user.
+#[derive(Debug, Clone)]
+pub struct Selected {
+    /// The device (without autodiff).
+    pub device: Device,
+    /// What was chosen, e.g. `wgpu (NVIDIA H100)` or `flex (cpu)`.
+    pub description: String,
+}
+
+/// Names of hardware GPU adapters WGPU can reach. Software adapters (llvmpipe) are no card and
+/// are left out.
+pub fn hardware_gpus() -> Vec<String> {
+    std::panic::catch_unwind(Device::enumerate_physical)
+        .map(|gpus| gpus.into_iter().map(|g| g.name).collect())
+        .unwrap_or_default()
+}
+
+impl BackendChoice {
+    /// Resolves the choice to a device.
+    pub fn select(self) -> Selected {
+        match self {
+            BackendChoice::Flex => Selected {
+                device: Device::flex(),
+                description: "flex (cpu)".into(),
+            },
+            #[allow(deprecated)]
+            BackendChoice::Ndarray => Selected {
+                device: Device::ndarray(),
+                description: "ndarray (cpu)".into(),
+            },
+            BackendChoice::Wgpu => {
+                let device = Device::wgpu(DeviceKind::DefaultDevice);
+                let name = device
+                    .identity()
+                    .map(|i| i.name.to_string())
+                    .unwrap_or_else(|| "unknown adapter".into());
+                Selected {
+                    device,
+                    description: format!("wgpu ({name})"),
+                }
+            }
+            BackendChoice::Auto => match hardware_gpus().into_iter().next() {
+                Some(_) => BackendChoice::Wgpu.select(),
+                None => {
+                    let mut s = BackendChoice::Flex.select();
+                    s.description = "flex (cpu; no hardware GPU adapter found)".into();
+                    s
+                }
+            },
+        }
+    }
+}
