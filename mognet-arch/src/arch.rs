@@ -224,6 +224,32 @@ impl NetSpec {
         Ok(())
     }
 
+    /// The largest possible |accumulator| of every layer that accumulates, by the name of the
+    /// layer whose output it is (`stem`, `sX.bY.pw1`, `.gconv`, `.pw2`, `head`): inputs at their
+    /// largest (pixels 255, codes `Q`, or the previous accumulator's bound) times the fan-in.
+    /// The integer engine accumulates in i32, so every bound must stay below 2^31.
+    pub fn accumulator_bounds(&self) -> Vec<(String, u64)> {
+        let q = self.levels() as u64;
+        let k2 = (self.kernel_size * self.kernel_size) as u64;
+        let mut out = vec![("stem".to_string(), 255 * self.in_channels as u64 * k2)];
+        let mut c = self.stem_width as u64;
+        for (si, st) in self.stages.iter().enumerate() {
+            for b in 0..st.blocks {
+                let p = format!("s{}.b{b}", si + 1);
+                let pw1 = q * c;
+                let gconv = pw1 * (st.m / st.groups) as u64 * k2;
+                let pw2_in = if self.inner_norm { q } else { gconv };
+                let pw2 = pw2_in * st.m as u64;
+                out.push((format!("{p}.pw1"), pw1));
+                out.push((format!("{p}.gconv"), gconv));
+                out.push((format!("{p}.pw2"), pw2));
+                c = st.n as u64;
+            }
+        }
+        out.push(("head".to_string(), q * c));
+        out
+    }
+
     /// The unrolled layer list, in execution order.
     pub fn layers(&self) -> Vec<LayerInfo> {
         let [mut h, mut w] = self.input_size;
@@ -420,6 +446,46 @@ pub(crate) mod tests {
         assert_eq!(rows[9].macs, 8 * 16 * 16);
         assert_eq!(rows[12].input, [16, 4, 4]);
         assert_eq!(rows[12].stored_weights, 160);
+    }
+
+    /// The proof that i32 accumulators cannot overflow for any preset: the worst case of every
+    /// layer, inputs at their largest and every weight of the fan-in at +-1.
+    #[test]
+    fn no_preset_can_overflow_i32_accumulators() {
+        for preset in crate::Preset::ALL {
+            for (c, k) in [(1, 10), (3, 10), (3, 100)] {
+                for inner_norm in [false, true] {
+                    let spec = NetSpec {
+                        in_channels: c,
+                        num_classes: k,
+                        input_size: [32, 32],
+                        bits: 3,
+                        stem_width: preset.stem_width(),
+                        kernel_size: 3,
+                        stages: preset.stages(),
+                        inner_norm,
+                        gate: GateMode::Tgap,
+                        mux: MuxInputs::Avg,
+                    };
+                    let bounds = spec.accumulator_bounds();
+                    let (name, worst) = bounds.iter().max_by_key(|(_, b)| *b).unwrap();
+                    assert!(*worst < 1 << 31, "{preset} {name}: {worst}");
+                }
+            }
+        }
+        // mognet-l's largest: stage 3 MRB, 7 * 384 * (16 * 9) * 384 = 148,635,648.
+        let l = NetSpec {
+            stages: crate::Preset::L.stages(),
+            stem_width: 64,
+            ..tiny()
+        };
+        let worst = l
+            .accumulator_bounds()
+            .into_iter()
+            .map(|(_, b)| b)
+            .max()
+            .unwrap();
+        assert_eq!(worst, 7 * 384 * 16 * 9 * 384);
     }
 
     #[test]

@@ -9,6 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::rng::SplitMix64;
+
 /// Why a CA generator cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CaError {
@@ -49,39 +51,6 @@ pub enum CaError {
         /// Ring width.
         width: usize,
     },
-}
-
-/// SplitMix64 pseudo-random generator (Steele, Lea, Flood 2014), used to expand CA seeds and
-/// to initialise weights reproducibly on every backend.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    /// A generator whose first output is `splitmix64(seed + golden gamma)`.
-    pub fn new(seed: u64) -> Self {
-        Self { state: seed }
-    }
-
-    /// The next 64-bit output.
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform float in `[0, 1)` from the top 24 bits of the next output.
-    pub fn next_f32(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    /// The raw state, for checkpoints that must resume the same stream.
-    pub fn state(&self) -> u64 {
-        self.state
-    }
 }
 
 /// One step of an elementary CA on a periodic ring: cell i's next state is bit

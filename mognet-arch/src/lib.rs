@@ -5,7 +5,10 @@
 
 pub mod arch;
 pub mod ca;
+pub mod preset;
+pub mod rng;
 pub mod summary;
 
 pub use arch::{GateMode, LayerInfo, LayerKind, MuxInputs, NetSpec, SpecError, StageSpec};
+pub use preset::{Preset, UnknownPreset};
 pub use summary::{StorageWidths, Summary, SummaryRow, ThresholdWidths};

@@ -3,7 +3,8 @@
 //! Stored ternary weights are counted at 2-bit packing and at base-3 packing (5 trits per byte,
 //! 1.6 bits per weight); CA-generated weights cost nothing but their seed, rule and warmup; each
 //! requantized channel costs `Q` integer thresholds, stored as the first threshold and the
-//! `Q - 1` gaps between consecutive ones, plus a 2-bit direction; each gated channel one integer
+//! `Q - 1` gaps between consecutive ones, plus a 2-bit direction and a wide flag; each gated
+//! channel one integer
 //! gate threshold; each class of the head a fixed-point multiplier and offset.
 
 use std::collections::HashMap;
@@ -13,15 +14,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::arch::{LayerInfo, LayerKind, NetSpec};
 
-/// Bits per stored item. The threshold widths are what a trained model typically needs; the
-/// exporter picks, per layer, the narrowest widths that hold the actual values, and the file's own
-/// summary shows them.
+/// Threshold widths of a layer. The defaults are what a trained model typically needs; the
+/// exporter picks, per layer, the widths that minimise the layer's bits for the actual values
+/// (outlier channels stored wide, 32 bits per field), and the file's own summary shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThresholdWidths {
     /// Bits of a channel's first threshold.
     pub base: u32,
     /// Bits of each of the `Q - 1` gaps between consecutive thresholds.
     pub gap: u32,
+    /// Channels stored wide: 32-bit first threshold and gaps.
+    pub wide_channels: u32,
 }
 
 /// Bits per stored item.
@@ -31,40 +34,52 @@ pub struct StorageWidths {
     pub thresholds: ThresholdWidths,
     /// Per-layer overrides of `thresholds`, by layer name.
     pub threshold_overrides: HashMap<String, ThresholdWidths>,
-    /// Bits of a channel's threshold direction (up, down, constant).
+    /// Bits of a channel's threshold direction (up, down, constant) and wide flag.
     pub direction_bits: u32,
     /// Bits per MRB gate threshold.
     pub gate_bits: u32,
+    /// Per-layer overrides of `gate_bits`, by layer name.
+    pub gate_overrides: HashMap<String, u32>,
     /// Bits per head class (i32 multiplier and i32 offset).
     pub affine_bits: u32,
     /// Bits of the head's common shift.
     pub shift_bits: u32,
-    /// Bits of a CA layer's generator: 64-bit seed, 8-bit rule, 32-bit warmup.
+    /// Bits of a CA layer's generator: 64-bit seed, 8-bit rule, 32-bit warmup, and the 32-bit
+    /// CRC of the generated rows that proves the regeneration at load.
     pub ca_bits: u32,
 }
 
 impl Default for StorageWidths {
     fn default() -> Self {
         Self {
-            thresholds: ThresholdWidths { base: 16, gap: 12 },
+            thresholds: ThresholdWidths {
+                base: 16,
+                gap: 12,
+                wide_channels: 0,
+            },
             threshold_overrides: HashMap::new(),
-            direction_bits: 2,
+            direction_bits: 3,
             gate_bits: 16,
+            gate_overrides: HashMap::new(),
             affine_bits: 64,
             shift_bits: 8,
-            ca_bits: 104,
+            ca_bits: 136,
         }
     }
 }
 
 impl StorageWidths {
-    /// Bits of one channel's `levels` thresholds in layer `name`, direction included.
-    pub fn channel_threshold_bits(&self, name: &str, levels: u32) -> u64 {
+    /// Bits of the thresholds of `channels` channels of `levels` codes in layer `name`,
+    /// directions and wide flags included.
+    pub fn layer_threshold_bits(&self, name: &str, channels: u64, levels: u32) -> u64 {
         let w = self
             .threshold_overrides
             .get(name)
             .unwrap_or(&self.thresholds);
-        (w.base + (levels - 1) * w.gap + self.direction_bits) as u64
+        let wide = (w.wide_channels as u64).min(channels);
+        (channels - wide) * (w.base + (levels - 1) * w.gap) as u64
+            + wide * 32 * levels as u64
+            + channels * self.direction_bits as u64
     }
 }
 
@@ -128,8 +143,12 @@ impl Summary {
                 let th = layer.threshold_channels as u64;
                 let gates = layer.gate_channels as u64;
                 let classes = layer.affine_classes as u64;
-                let mut param_bits = th * widths.channel_threshold_bits(&layer.name, q as u32)
-                    + gates * widths.gate_bits as u64
+                let mut param_bits = widths.layer_threshold_bits(&layer.name, th, q as u32)
+                    + gates
+                        * *widths
+                            .gate_overrides
+                            .get(&layer.name)
+                            .unwrap_or(&widths.gate_bits) as u64
                     + classes * widths.affine_bits as u64;
                 if classes > 0 {
                     param_bits += widths.shift_bits as u64;
@@ -274,11 +293,11 @@ mod tests {
         // Generated: 8*8 twice, 16*16 once.
         assert_eq!(s.generated_weights, 64 + 64 + 256);
         // Thresholds: stem 8 + pw2 8 + 8 + 16 = 40 channels, a 16-bit first threshold, six
-        // 12-bit gaps and a 2-bit direction each.
-        let thresholds = 40 * (16 + 6 * 12 + 2);
+        // 12-bit gaps, a 2-bit direction and a wide flag each.
+        let thresholds = 40 * (16 + 6 * 12 + 3);
         let gates = 8 * 16;
         let head = 10 * 64 + 8;
-        let ca = 3 * 104;
+        let ca = 3 * 136;
         assert_eq!(
             s.total_bits_2bit,
             (2 * weights + thresholds + gates + head + ca) as u64
@@ -315,10 +334,16 @@ mod tests {
     fn threshold_overrides_change_only_their_layer() {
         let mut widths = StorageWidths::default();
         let base = Summary::new(&tiny(), &widths).total_bits_2bit;
-        widths
-            .threshold_overrides
-            .insert("stem".into(), ThresholdWidths { base: 32, gap: 14 });
+        widths.threshold_overrides.insert(
+            "stem".into(),
+            ThresholdWidths {
+                base: 32,
+                gap: 14,
+                wide_channels: 1,
+            },
+        );
         let wider = Summary::new(&tiny(), &widths).total_bits_2bit;
-        assert_eq!(wider - base, 8 * (16 + 6 * 2));
+        // 7 narrow channels 16 + 12 bits wider each, one wide channel 7 * 32 - (16 + 72) wider.
+        assert_eq!(wider - base, 7 * (16 + 6 * 2) + (7 * 32 - (16 + 72)));
     }
 }

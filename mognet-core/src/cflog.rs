@@ -125,17 +125,15 @@ impl Cflog {
     /// # Shapes
     /// - `x`: `[batch, c_in, h, w]`; `out`: `[batch, n, h, w]`; `inner`: `[batch, m, h, w]`
     pub fn forward_trace(&self, x: Tensor<4>) -> CflogTrace {
-        let q = self.levels as f64;
         let (acc1, alpha1) = self.pw1.accumulate(x);
         let (acc2, alpha2) = self.gconv.accumulate(acc1);
-        // Codes carry 1/Q: one accumulator unit is worth alpha1 * alpha2 / Q.
-        let scale = (alpha1 * alpha2).div_scalar(q);
+        let scale = self.chain_scale(alpha1, alpha2);
         match &self.inner {
             Some(inner) => {
                 let codes = inner.forward(acc2, scale);
                 let out = self.out.forward(
                     self.pw2.forward(codes.clone()),
-                    Tensor::ones([1], &codes.device()).div_scalar(q),
+                    self.code_scale(&codes.device()),
                 );
                 CflogTrace {
                     inner: Some(codes),
@@ -146,6 +144,33 @@ impl Cflog {
                 inner: None,
                 out: self.out.forward(self.pw2.forward(acc2), scale),
             },
+        }
+    }
+
+    /// The real value of one unit of PW2's (or, with `inner_norm`, the grouped conv's)
+    /// accumulator: `alpha1 * alpha2 / Q`, since codes carry `1/Q`.
+    pub fn chain_scale(&self, alpha1: Tensor<1>, alpha2: Tensor<1>) -> Tensor<1> {
+        (alpha1 * alpha2).div_scalar(self.levels as f64)
+    }
+
+    /// The value of one code unit, `1/Q` (PW2's scale with `inner_norm`).
+    pub fn code_scale(&self, device: &burn::tensor::Device) -> Tensor<1> {
+        Tensor::ones([1], device).div_scalar(self.levels as f64)
+    }
+
+    /// The folded eval affines `(A, B)` of the inner requantization (with `inner_norm`) and of
+    /// the output one: the very tensors the eval forward uses, for the exporter.
+    pub fn requant_affines(
+        &self,
+        device: &burn::tensor::Device,
+    ) -> (Option<(Tensor<1>, Tensor<1>)>, (Tensor<1>, Tensor<1>)) {
+        let scale = self.chain_scale(self.pw1.ternarized().alpha, self.gconv.ternarized().alpha);
+        match &self.inner {
+            Some(inner) => (
+                Some(inner.folded(scale)),
+                self.out.folded(self.code_scale(device)),
+            ),
+            None => (None, self.out.folded(scale)),
         }
     }
 

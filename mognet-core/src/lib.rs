@@ -18,9 +18,9 @@ pub mod cflog;
 pub mod head;
 pub mod model;
 pub mod mrb;
-pub mod preset;
+pub mod persist;
 pub mod stem;
 
 pub use model::{ModelError, Mognet, MognetConfig, Trace};
+pub use mognet_arch::preset::{self, Preset};
 pub use mognet_arch::{GateMode, MuxInputs, NetSpec, StageSpec, StorageWidths, Summary};
-pub use preset::Preset;

@@ -15,9 +15,9 @@ use crate::cflog::{Cflog, CflogConfig};
 use crate::head::Head;
 use crate::init::derive_seed;
 use crate::mrb::{Mrb, MrbConfig};
-use crate::preset::Preset;
 use crate::stem::Stem;
 use crate::ternary_conv::TernaryConv2dConfig;
+use mognet_arch::Preset;
 
 /// Stream ids separating the seed derivations of different purposes.
 const INIT_STREAM: u64 = 0x1000;

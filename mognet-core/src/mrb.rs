@@ -104,12 +104,10 @@ impl Mrb {
             GateMode::Never => return Tensor::zeros([b, c], &device),
             GateMode::Tgap => {}
         }
-        let q = self.cflog.levels as f64;
-        let full = q * (h * w) as f64;
+        let full = self.cflog.levels as f64 * (h * w) as f64;
         let sums = x.reshape([b, c, h * w]).sum_dim(2).reshape([b, c]);
         let tau = self.tau.val().reshape([1, c]);
-        // Integer gate threshold ceil(tau * Q * H * W): what the integer engine compares with.
-        let threshold = tau.clone().detach().mul_scalar(full).ceil();
+        let threshold = self.gate_thresholds(h * w).reshape([1, c]);
         let step = (sums.clone().detach() - threshold)
             .greater_equal_elem(0.0)
             .float();
@@ -118,6 +116,13 @@ impl Mrb {
         }
         let surrogate = sigmoid((sums.div_scalar(full) - tau).div_scalar(self.gate_temperature));
         straight_through(surrogate, step)
+    }
+
+    /// The integer gate thresholds `ceil(tau * Q * H * W)` on the spatial sums of the input
+    /// codes, `[n]`: what the forward compares with, and what the integer engine stores.
+    pub fn gate_thresholds(&self, hw: usize) -> Tensor<1> {
+        let full = self.cflog.levels as f64 * hw as f64;
+        self.tau.val().detach().mul_scalar(full).ceil()
     }
 
     /// Output codes, the CFLOG's codes and the gate bits.

@@ -31,6 +31,16 @@ impl Stem {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let pixels = round_half_up(x.mul_scalar(PIXEL_SCALE)).detach();
         let (acc, alpha) = self.conv.accumulate(pixels);
-        self.out.forward(acc, alpha.div_scalar(PIXEL_SCALE))
+        self.out.forward(acc, Self::scale(alpha))
+    }
+
+    /// The real value of one accumulator unit: `alpha / 255`.
+    pub fn scale(alpha: Tensor<1>) -> Tensor<1> {
+        alpha.div_scalar(PIXEL_SCALE)
+    }
+
+    /// The folded eval affine `(A, B)` of the stem's requantization, for the exporter.
+    pub fn requant_affine(&self) -> (Tensor<1>, Tensor<1>) {
+        self.out.folded(Self::scale(self.conv.ternarized().alpha))
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use mognet_arch::StageSpec;
+use crate::arch::StageSpec;
 use serde::{Deserialize, Serialize};
 
 /// A named network size.
