@@ -1,7 +1,11 @@
-//! The MOGNET trainer: device selection, model construction from presets or JSON, and (in later
-//! modules) datasets, the training loop, checkpoints and evaluation.
+//! The MOGNET trainer: device selection, model construction from presets or JSON, the training
+//! loop, checkpoints and float evaluation. Datasets are `mognet-data`'s.
+
+pub use mognet_data as data;
 
 pub mod backend;
+pub mod eval;
 pub mod model_args;
+pub mod train;
 
 pub use backend::{BackendChoice, Selected};

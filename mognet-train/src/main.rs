@@ -1,10 +1,16 @@
 //! `mognet-train`: the command-line trainer.
 
-use anyhow::Result;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail};
 use burn::tensor::{Tensor, TensorData};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use mognet_core::persist::{RunWeights, load_run_model};
 use mognet_train::BackendChoice;
+use mognet_train::data::{Cifar100Label, DatasetKind, Split};
+use mognet_train::eval::evaluate;
 use mognet_train::model_args::ModelArgs;
+use mognet_train::train::{OptimizerKind, RunConfig, Schedule, TrainConfig, train};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -15,6 +21,28 @@ use mognet_train::model_args::ModelArgs;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// Where the data is.
+#[derive(Debug, Clone, clap::Args)]
+struct DataArgs {
+    /// Dataset.
+    #[arg(long, value_enum)]
+    dataset: DatasetKind,
+    /// Folder with the dataset's files (see `datasets/fetch`).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// CIFAR-100 label set.
+    #[arg(long, value_enum, default_value = "fine")]
+    cifar100_label: Cifar100Label,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum WhichCheckpoint {
+    /// The best model by validation accuracy (`best.bpk`).
+    Best,
+    /// The last checkpoint.
+    Last,
 }
 
 #[derive(Debug, Subcommand)]
@@ -31,6 +59,92 @@ enum Command {
         #[arg(long, value_enum, default_value = "flex")]
         backend: BackendChoice,
     },
+    /// Train a model; checkpoints, metrics and the best model go to --out.
+    Train(TrainArgs),
+    /// Float accuracy of a run's model; last line `accuracy: 0.xxxx (correct/total)`.
+    Eval {
+        /// The run folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// Which weights.
+        #[arg(long, value_enum, default_value = "best")]
+        checkpoint: WhichCheckpoint,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Evaluate the first N test images only.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Backend.
+        #[arg(long, value_enum, default_value = "flex")]
+        backend: BackendChoice,
+        /// Batch size.
+        #[arg(long, default_value_t = 256)]
+        batch_size: usize,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Preset: mognet-s, mognet-m or mognet-l.
+    #[arg(long, default_value = "mognet-s")]
+    preset: mognet_core::Preset,
+    /// A model config in JSON; overrides --preset (its channels and classes must fit the data).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Epochs.
+    #[arg(long, default_value_t = 30)]
+    epochs: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    /// Optimizer (SGD: Nesterov momentum 0.9).
+    #[arg(long, value_enum, default_value = "sgd")]
+    optimizer: OptimizerKind,
+    /// Peak learning rate (default 0.1 for SGD, 2e-3 for Adam).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Learning-rate schedule.
+    #[arg(long, value_enum, default_value = "onecycle")]
+    schedule: Schedule,
+    /// Warmup epochs (0 with one-cycle: 30% of the run).
+    #[arg(long, default_value_t = 0.0)]
+    warmup_epochs: f64,
+    /// Weight decay on convolution weights only.
+    #[arg(long, default_value_t = 5e-4)]
+    weight_decay: f64,
+    /// Weight of the BTQ level-balancing regularizer.
+    #[arg(long, default_value_t = 0.01)]
+    reg_lambda: f64,
+    /// Seed of the model initialisation, data order and augmentation.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Backend: auto picks WGPU on a hardware GPU, else Flex.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendChoice,
+    /// Run folder (config.json, metrics.jsonl, checkpoints/, best.bpk).
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue the run in --out from its last checkpoint (its config.json is used; --epochs
+    /// and --time-budget may extend it).
+    #[arg(long)]
+    resume: bool,
+    /// Train on the first N training images only.
+    #[arg(long)]
+    limit_train: Option<usize>,
+    /// Validate on the first N test images only.
+    #[arg(long)]
+    limit_valid: Option<usize>,
+    /// Stop after this many minutes (after checkpointing; continue with --resume).
+    #[arg(long)]
+    time_budget: Option<f64>,
+    /// Stop after this many epochs in this session (continue later with --resume).
+    #[arg(long)]
+    stop_after: Option<usize>,
+    /// Disable augmentation (random crop and flip).
+    #[arg(long)]
+    no_augment: bool,
 }
 
 fn main() -> Result<()> {
@@ -40,7 +154,122 @@ fn main() -> Result<()> {
             forward,
             backend,
         } => summary(&model, forward, backend),
+        Command::Train(args) => train_command(args),
+        Command::Eval {
+            run,
+            checkpoint,
+            data,
+            limit,
+            backend,
+            batch_size,
+        } => eval_command(&run, checkpoint, &data, limit, backend, batch_size),
     }
+}
+
+fn train_command(args: TrainArgs) -> Result<()> {
+    let d = &args.data;
+    let model = match &args.config {
+        Some(path) => mognet_core::MognetConfig::from_file(path)?,
+        None => mognet_core::MognetConfig::preset(
+            args.preset,
+            d.dataset.channels(),
+            d.dataset.num_classes(d.cifar100_label),
+        ),
+    }
+    .with_seed(args.seed);
+    let lr = args.lr.unwrap_or(match args.optimizer {
+        OptimizerKind::Sgd => 0.1,
+        OptimizerKind::Adam => 2e-3,
+    });
+    let mut train_config = TrainConfig::new(d.dataset, d.data_dir.clone())
+        .with_cifar100_label(d.cifar100_label)
+        .with_epochs(args.epochs)
+        .with_batch_size(args.batch_size)
+        .with_optimizer(args.optimizer)
+        .with_lr(lr)
+        .with_schedule(args.schedule)
+        .with_warmup_epochs(args.warmup_epochs)
+        .with_weight_decay(args.weight_decay)
+        .with_reg_lambda(args.reg_lambda)
+        .with_seed(args.seed)
+        .with_backend(args.backend)
+        .with_limit_train(args.limit_train)
+        .with_limit_valid(args.limit_valid)
+        .with_time_budget_minutes(args.time_budget)
+        .with_stop_after_epochs(args.stop_after);
+    if args.no_augment {
+        train_config.augment = Some(mognet_train::data::Augment::NONE);
+    }
+    if args.batch_size == 0 || args.epochs == 0 {
+        bail!("--batch-size and --epochs must be positive");
+    }
+    let run = RunConfig {
+        model,
+        train: train_config,
+    };
+    let selected = args.backend.select();
+    println!("backend: {}", selected.description);
+    let outcome = train(
+        &args.out,
+        &run,
+        args.resume,
+        &selected.device,
+        &mut |line| println!("{line}"),
+    )?;
+    println!(
+        "best valid accuracy {:.4} at epoch {}; run folder {}",
+        outcome.best_valid_acc,
+        outcome.best_epoch,
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn eval_command(
+    run_dir: &std::path::Path,
+    which: WhichCheckpoint,
+    data: &DataArgs,
+    limit: Option<usize>,
+    backend: BackendChoice,
+    batch_size: usize,
+) -> Result<()> {
+    let selected = backend.select();
+    let which = match which {
+        WhichCheckpoint::Best => RunWeights::Best,
+        WhichCheckpoint::Last => RunWeights::Last,
+    };
+    let (config, model) = load_run_model(run_dir, which, &selected.device)?;
+    let set = data
+        .dataset
+        .load(&data.data_dir, Split::Test, data.cifar100_label)
+        .with_context(|| format!("loading the {} test set", data.dataset.name()))?;
+    let set = match limit {
+        Some(n) => set.truncated(n),
+        None => set,
+    };
+    if set.channels != config.in_channels || set.num_classes != config.num_classes {
+        bail!(
+            "the run's model takes {} channels and {} classes; {} has {} and {}",
+            config.in_channels,
+            config.num_classes,
+            data.dataset.name(),
+            set.channels,
+            set.num_classes
+        );
+    }
+    println!("backend: {}", selected.description);
+    let report = evaluate(&model, &set, batch_size, &selected.device, None);
+    println!("loss: {:.4}", report.loss);
+    for (name, rate) in &report.gate_on {
+        println!("gate-on {name}: {rate:.3}");
+    }
+    println!(
+        "accuracy: {:.4} ({}/{})",
+        report.accuracy(),
+        report.correct,
+        report.total
+    );
+    Ok(())
 }
 
 fn summary(model: &ModelArgs, forward: usize, backend: BackendChoice) -> Result<()> {

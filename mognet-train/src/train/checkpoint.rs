@@ -1,0 +1,138 @@
+//! Checkpoints: model, optimizer and loop state, written atomically and verified on load.
+//!
+//! Each epoch writes `RUN_DIR/checkpoints/epoch-NNNN/{model.bpk, optim.bpk, state.json}` and then
+//! atomically replaces the pointer `RUN_DIR/last.json`; a crash leaves the previous checkpoint
+//! intact. `state.json` records the CRC-32 of the two binary files, so a damaged file is reported
+//! as such instead of being loaded as garbage.
+
+use std::path::{Path, PathBuf};
+
+use burn::optim::ModuleOptimizer;
+use burn::tensor::Bytes;
+use mognet_core::Mognet;
+pub use mognet_core::persist::{
+    PersistError as CheckpointError, last_checkpoint_dir as last_dir, load_model, read, read_json,
+    read_verified, save_model, write_atomic,
+};
+use mognet_core::persist::{apply_model_bytes, model_bytes};
+use serde::{Deserialize, Serialize};
+
+/// Version of `state.json`'s layout.
+pub const STATE_VERSION: u32 = 1;
+
+/// The loop's state at the end of an epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoopState {
+    /// `state.json` layout version.
+    pub version: u32,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimizer steps taken.
+    pub step: usize,
+    /// Whether the last epoch ran to its end (false when the time budget cut it short).
+    pub epoch_complete: bool,
+    /// The run seed: with the epoch it fixes the data order and the augmentation of every image,
+    /// which is the whole of the loop's randomness.
+    pub seed: u64,
+    /// Best validation accuracy so far.
+    pub best_valid_acc: f64,
+    /// Epoch of `best_valid_acc`.
+    pub best_epoch: usize,
+    /// CRC-32 of `model.bpk`.
+    pub model_crc: u32,
+    /// CRC-32 of `optim.bpk`.
+    pub optim_crc: u32,
+}
+
+/// The folder of the checkpoint of `epoch`.
+pub fn epoch_dir(run: &Path, epoch: usize) -> PathBuf {
+    run.join("checkpoints").join(format!("epoch-{epoch:04}"))
+}
+
+/// Writes a checkpoint and points `last.json` at it; removes the previous one.
+pub fn save(
+    run: &Path,
+    model: &Mognet,
+    optim: &ModuleOptimizer,
+    mut state: LoopState,
+) -> Result<(), CheckpointError> {
+    let dir = epoch_dir(run, state.epoch);
+    let model_path = dir.join("model.bpk");
+    let optim_path = dir.join("optim.bpk");
+    let model = model_bytes(model, &model_path)?;
+    let optim = optim
+        .into_bytes()
+        .map_err(|source| CheckpointError::Record {
+            path: optim_path.clone(),
+            source,
+        })?
+        .to_vec();
+    state.version = STATE_VERSION;
+    state.model_crc = crc32fast::hash(&model);
+    state.optim_crc = crc32fast::hash(&optim);
+    write_atomic(&model_path, &model)?;
+    write_atomic(&optim_path, &optim)?;
+    let json = serde_json::to_vec_pretty(&state).expect("loop state serializes");
+    write_atomic(&dir.join("state.json"), &json)?;
+    let previous = last_dir(run).ok();
+    let pointer = serde_json::json!({ "checkpoint": dir.strip_prefix(run).unwrap_or(&dir) });
+    write_atomic(&run.join("last.json"), pointer.to_string().as_bytes())?;
+    if let Some(prev) = previous
+        && prev != dir
+    {
+        let _ = std::fs::remove_dir_all(prev);
+    }
+    Ok(())
+}
+
+/// A loaded checkpoint.
+pub struct Loaded {
+    /// The model with the checkpoint's weights.
+    pub model: Mognet,
+    /// The optimizer with its state.
+    pub optim: ModuleOptimizer,
+    /// The loop state.
+    pub state: LoopState,
+}
+
+/// Reads and checks a checkpoint's `state.json`.
+pub fn load_state(dir: &Path) -> Result<LoopState, CheckpointError> {
+    let path = dir.join("state.json");
+    let value = read_json(&path)?;
+    let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+    if version != STATE_VERSION {
+        return Err(CheckpointError::Version {
+            path,
+            found: version,
+            expected: STATE_VERSION,
+        });
+    }
+    serde_json::from_value(value).map_err(|e| CheckpointError::Corrupt {
+        path,
+        detail: e.to_string(),
+    })
+}
+
+/// Loads the checkpoint in `dir` into a fresh model and optimizer.
+pub fn load(dir: &Path, model: Mognet, optim: ModuleOptimizer) -> Result<Loaded, CheckpointError> {
+    let state = load_state(dir)?;
+    let model_path = dir.join("model.bpk");
+    let optim_path = dir.join("optim.bpk");
+    let model = apply_model_bytes(
+        model,
+        read_verified(&model_path, state.model_crc)?,
+        &model_path,
+    )?;
+    let optim_bytes = read_verified(&optim_path, state.optim_crc)?;
+    let optim = optim
+        .from_bytes(Bytes::from_bytes_vec(optim_bytes))
+        .map_err(|source| CheckpointError::Record {
+            path: optim_path,
+            source,
+        })?;
+    Ok(Loaded {
+        model,
+        optim,
+        state,
+    })
+}

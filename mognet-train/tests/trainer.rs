@@ -1,0 +1,197 @@
+//! The trainer end to end on the shipped Fashion-MNIST sample, on Flex (and 2 steps on WGPU).
+
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, DeviceKind, Tensor};
+use mognet_core::persist::{RunWeights, load_run_model};
+use mognet_core::{MognetConfig, StageSpec};
+use mognet_train::data::DatasetKind;
+use mognet_train::train::checkpoint::{self, CheckpointError};
+use mognet_train::train::{EpochMetrics, RunConfig, TrainConfig, TrainError, train};
+
+fn sample_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../datasets/samples/fashion-mnist")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mognet-trainer-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn tiny_run(epochs: usize, limit: usize) -> RunConfig {
+    let stage = |n, groups| StageSpec {
+        n,
+        m: n,
+        groups,
+        blocks: 2,
+    };
+    RunConfig {
+        model: MognetConfig::new(8, vec![stage(8, 2), stage(16, 4)])
+            .with_in_channels(1)
+            .with_num_classes(10)
+            .with_seed(3),
+        train: TrainConfig::new(DatasetKind::FashionMnist, sample_dir())
+            .with_epochs(epochs)
+            .with_batch_size(32)
+            .with_lr(0.05)
+            .with_limit_train(Some(limit))
+            .with_limit_valid(Some(200))
+            .with_seed(11),
+    }
+}
+
+fn quiet(_: &str) {}
+
+/// Bit patterns of every float tensor of a module, in visiting order.
+struct AllFloats(Vec<u32>);
+impl ModuleVisitor for AllFloats {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let values = param.val().into_data().try_into_vec_as::<f32>().unwrap();
+        self.0.extend(values.iter().map(|v| v.to_bits()));
+    }
+}
+
+fn metrics(run: &Path) -> Vec<EpochMetrics> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn loss_falls_on_the_fashion_sample() {
+    let dir = scratch("falls");
+    let outcome = train(&dir, &tiny_run(3, 640), false, &Device::flex(), &mut quiet).unwrap();
+    let m = metrics(&dir);
+    assert_eq!(m.len(), 3);
+    assert_eq!(outcome.epochs, m);
+    assert!(
+        m[2].train_loss < 0.8 * m[0].train_loss,
+        "train loss {} -> {}",
+        m[0].train_loss,
+        m[2].train_loss
+    );
+    assert!(m[2].valid_acc > 0.3, "valid acc {}", m[2].valid_acc);
+    // Per-layer occupancy and per-MRB gate rates are logged.
+    assert_eq!(m[0].occupancy.len(), 1 + 2 * 4 + 1);
+    assert_eq!(m[0].gate_on.len(), 2);
+    assert!(dir.join("best.bpk").exists() && dir.join("config.json").exists());
+    let stored = RunConfig::load(&dir).unwrap();
+    assert_eq!(stored.model.spec(), tiny_run(3, 640).model.spec());
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn resume_after_epoch_one_equals_an_uninterrupted_run_bit_for_bit() {
+    let device = Device::flex();
+    let whole = scratch("whole");
+    let split = scratch("split");
+    train(&whole, &tiny_run(2, 192), false, &device, &mut quiet).unwrap();
+    // The same 2-epoch run, stopped after its first epoch (as a killed session would be)...
+    let mut first = tiny_run(2, 192);
+    first.train.stop_after_epochs = Some(1);
+    let stopped = train(&split, &first, false, &device, &mut quiet).unwrap();
+    assert!(stopped.stopped_by_budget);
+    assert_eq!(stopped.epochs.len(), 1);
+    // ...then continued by a fresh call with --resume.
+    let resumed = train(&split, &tiny_run(2, 192), true, &device, &mut quiet).unwrap();
+    assert_eq!(resumed.epochs.len(), 1);
+    // Every parameter and running statistic, bit for bit (the files themselves differ only in
+    // the parameter ids, which are random per model instance).
+    let weights = |run: &Path| {
+        let (_, model) = load_run_model(run, RunWeights::Last, &device).unwrap();
+        let mut all = AllFloats(Vec::new());
+        model.visit(&mut all);
+        all.0
+    };
+    let (w_whole, w_split) = (weights(&whole), weights(&split));
+    assert!(w_whole.len() > 1000);
+    assert!(w_whole == w_split, "weights differ after resume");
+    let (a, b) = (metrics(&whole), metrics(&split));
+    assert_eq!(a.len(), 2);
+    assert_eq!(b.len(), 2);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            (x.train_loss, x.valid_loss, x.valid_acc, x.steps),
+            (y.train_loss, y.valid_loss, y.valid_acc, y.steps)
+        );
+    }
+    std::fs::remove_dir_all(whole).ok();
+    std::fs::remove_dir_all(split).ok();
+}
+
+#[test]
+fn corrupted_or_missing_checkpoints_are_typed_errors() {
+    let dir = scratch("corrupt");
+    train(&dir, &tiny_run(1, 64), false, &Device::flex(), &mut quiet).unwrap();
+    // Starting over a run without --resume is refused.
+    let err = train(&dir, &tiny_run(1, 64), false, &Device::flex(), &mut quiet).unwrap_err();
+    assert!(matches!(err, TrainError::RunDir { .. }), "{err}");
+
+    let last = checkpoint::last_dir(&dir).unwrap();
+    let model = last.join("model.bpk");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&model, &bytes).unwrap();
+    let err = train(&dir, &tiny_run(2, 64), true, &Device::flex(), &mut quiet).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, TrainError::Checkpoint(CheckpointError::Corrupt { .. })),
+        "{msg}"
+    );
+    assert!(msg.contains("model.bpk"), "{msg}");
+
+    std::fs::write(last.join("state.json"), b"{\"version\": 99}").unwrap();
+    let err = train(&dir, &tiny_run(2, 64), true, &Device::flex(), &mut quiet).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TrainError::Checkpoint(CheckpointError::Version { found: 99, .. })
+        ),
+        "{err}"
+    );
+    std::fs::remove_file(dir.join("last.json")).unwrap();
+    let err = train(&dir, &tiny_run(2, 64), true, &Device::flex(), &mut quiet).unwrap_err();
+    assert!(err.to_string().contains("no checkpoint"), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn non_finite_loss_stops_with_epoch_and_step() {
+    let dir = scratch("nan");
+    let mut run = tiny_run(2, 128);
+    run.train.lr = 1e30;
+    let err = train(&dir, &run, false, &Device::flex(), &mut quiet).unwrap_err();
+    match err {
+        TrainError::NonFinite { epoch, step, .. } => {
+            assert!(epoch >= 1 && step >= 2, "epoch {epoch} step {step}");
+            assert!(
+                err.to_string()
+                    .contains(&format!("epoch {epoch}, step {step}"))
+            );
+        }
+        other => panic!("expected a non-finite loss, got {other}"),
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn wgpu_backend_completes_two_steps() {
+    let dir = scratch("wgpu");
+    let outcome = train(
+        &dir,
+        &tiny_run(1, 64),
+        false,
+        &Device::wgpu(DeviceKind::DefaultDevice),
+        &mut quiet,
+    )
+    .unwrap();
+    assert_eq!(outcome.epochs[0].steps, 2);
+    assert!(outcome.epochs[0].train_loss.is_finite());
+    assert!(outcome.epochs[0].valid_acc >= 0.0);
+    std::fs::remove_dir_all(dir).ok();
+}
