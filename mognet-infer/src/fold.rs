@@ -1,0 +1,236 @@
+//! Folding a trained Burn `Mognet` into an [`IntModel`] (feature `fold`).
+//!
+//! Ternary codes are read from each layer's ternarizer; every BN + QReLU becomes per-channel
+//! thresholds found on the float model's own f32 affine (see [`crate::affine`]); MRB gates become
+//! integer thresholds on spatial sums; the CA is kept as (rule, seed, warmup) and checked against
+//! the weights the model used; the head becomes a per-class fixed-point affine.
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use mognet_arch::ca::CaGenerator;
+use mognet_core::cflog::Cflog;
+use mognet_core::{Mognet, MognetConfig, TernaryConv2d};
+
+use crate::affine::{channel_thresholds, head_fixed_point};
+use crate::kernels::requant::ChannelRequant;
+use crate::model::{CaLayer, CflogInt, HeadInt, IntModel, MrbInt, StageInt, TernaryWeights};
+
+/// Largest integer every f32 holds exactly: accumulators beyond it may round in the float model.
+pub const F32_EXACT: u64 = 1 << 24;
+
+/// Why a model cannot be folded.
+#[derive(Debug, thiserror::Error)]
+pub enum FoldError {
+    /// The model and its config disagree.
+    #[error("{layer}: {detail}")]
+    Mismatch {
+        /// The layer.
+        layer: String,
+        /// What differs.
+        detail: String,
+    },
+    /// A value is not finite (a diverged model).
+    #[error("{layer}: non-finite {what}; the model diverged and cannot be exported")]
+    NonFinite {
+        /// The layer.
+        layer: String,
+        /// Which value.
+        what: String,
+    },
+}
+
+/// What the fold could not make exact, said rather than hidden.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FoldReport {
+    /// Layers whose worst-case accumulator exceeds 2^24, with that bound: there the float model's
+    /// f32 accumulation may round, and its codes may differ from the exact integer ones.
+    pub f32_inexact: Vec<(String, u64)>,
+}
+
+fn host(t: Tensor<1>) -> Vec<f32> {
+    t.into_data()
+        .try_into_vec_as::<f32>()
+        .expect("float tensors read back as f32")
+}
+
+fn ternary(layer: &TernaryConv2d) -> TernaryWeights {
+    let [inputs, out] = layer.channels();
+    let codes: Vec<i8> = layer
+        .ternarized()
+        .codes
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .expect("codes read back as f32")
+        .into_iter()
+        .map(|c| c as i8)
+        .collect();
+    TernaryWeights {
+        out,
+        inputs,
+        k: layer.kernel_size(),
+        groups: layer.groups,
+        codes,
+    }
+}
+
+fn requant(
+    name: &str,
+    affine: (Tensor<1>, Tensor<1>),
+    q: u8,
+    bound: u64,
+) -> Result<Vec<ChannelRequant>, FoldError> {
+    let (a, b) = (host(affine.0), host(affine.1));
+    let bound = bound.min(i32::MAX as u64 - 1) as i64;
+    a.iter()
+        .zip(&b)
+        .map(|(&a, &b)| {
+            if !a.is_finite() || !b.is_finite() {
+                return Err(FoldError::NonFinite {
+                    layer: name.into(),
+                    what: "batch-norm affine".into(),
+                });
+            }
+            Ok(channel_thresholds(a, b, q, -bound, bound))
+        })
+        .collect()
+}
+
+fn ca_layer(name: &str, cflog: &Cflog) -> Result<CaLayer, FoldError> {
+    let pw2 = &cflog.pw2;
+    let [width, rows] = pw2.channels();
+    let generator = CaGenerator {
+        rule: pw2.rule,
+        seed: pw2.seed,
+        warmup: Some(pw2.warmup),
+    };
+    let used: Vec<i8> = pw2
+        .weight
+        .clone()
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .expect("CA weights read back as f32")
+        .into_iter()
+        .map(|w| w as i8)
+        .collect();
+    let regenerated = generator
+        .weights(rows, width)
+        .map_err(|e| FoldError::Mismatch {
+            layer: name.into(),
+            detail: e.to_string(),
+        })?;
+    if regenerated != used {
+        return Err(FoldError::Mismatch {
+            layer: name.into(),
+            detail: "the CA does not regenerate the weights the model used".into(),
+        });
+    }
+    Ok(CaLayer {
+        generator,
+        rows,
+        width,
+        weights: regenerated,
+    })
+}
+
+/// Folds `model` (any device; it is put in eval mode) built from `config`.
+pub fn fold(model: &Mognet, config: &MognetConfig) -> Result<(IntModel, FoldReport), FoldError> {
+    let model = model.valid();
+    let spec = config.spec();
+    let q = spec.levels() as u8;
+    let bounds: std::collections::HashMap<String, u64> =
+        spec.accumulator_bounds().into_iter().collect();
+    let bound = |name: &str| bounds[name];
+    let device: Device = model
+        .devices()
+        .into_iter()
+        .next()
+        .expect("a model lives on a device");
+    let mut report = FoldReport::default();
+    for (name, b) in spec.accumulator_bounds() {
+        if b > F32_EXACT {
+            report.f32_inexact.push((name, b));
+        }
+    }
+
+    let stem = ternary(&model.stem.conv);
+    let stem_out = requant("stem", model.stem.requant_affine(), q, bound("stem"))?;
+    let [mut h, mut w] = spec.input_size;
+    let mut stages = Vec::with_capacity(model.stages.len());
+    for (si, stage) in model.stages.iter().enumerate() {
+        if si > 0 {
+            h /= 2;
+            w /= 2;
+        }
+        let fold_cflog = |b: usize, c: &Cflog| -> Result<CflogInt, FoldError> {
+            let p = format!("s{}.b{b}", si + 1);
+            let (inner, out) = c.requant_affines(&device);
+            let inner = match inner {
+                Some(affine) => Some(requant(
+                    &format!("{p}.gconv"),
+                    affine,
+                    q,
+                    bound(&format!("{p}.gconv")),
+                )?),
+                None => None,
+            };
+            let out_bound = bound(&format!("{p}.pw2"));
+            Ok(CflogInt {
+                pw1: ternary(&c.pw1),
+                gconv: ternary(&c.gconv),
+                inner,
+                pw2: ca_layer(&format!("{p}.pw2"), c)?,
+                out: requant(&format!("{p}.pw2"), out, q, out_bound)?,
+            })
+        };
+        let first = fold_cflog(0, &stage.first)?;
+        let mut blocks = Vec::with_capacity(stage.blocks.len());
+        for (bi, block) in stage.blocks.iter().enumerate() {
+            let largest = (q as i64) * (h * w) as i64 + 1;
+            let gate = host(block.gate_thresholds(h * w))
+                .into_iter()
+                .map(|g| {
+                    if g.is_nan() {
+                        return Err(FoldError::NonFinite {
+                            layer: format!("s{}.b{}.gate", si + 1, bi + 1),
+                            what: "gate threshold".into(),
+                        });
+                    }
+                    // A threshold at or below 0 is always on, above the largest sum never.
+                    Ok((g as f64).clamp(0.0, largest as f64) as i32)
+                })
+                .collect::<Result<Vec<i32>, _>>()?;
+            blocks.push(MrbInt {
+                cflog: fold_cflog(bi + 1, &block.cflog)?,
+                gate,
+            });
+        }
+        stages.push(StageInt { first, blocks });
+    }
+
+    let alpha = model.head.conv.ternarized().alpha;
+    let (a, b) = model.head.folded(alpha, h * w);
+    let (a, b) = (host(a), host(b));
+    if a.iter().chain(&b).any(|v| !v.is_finite()) {
+        return Err(FoldError::NonFinite {
+            layer: "head".into(),
+            what: "affine".into(),
+        });
+    }
+    let (shift, multipliers, offsets) = head_fixed_point(&a, &b);
+    let head = HeadInt {
+        weights: ternary(&model.head.conv),
+        shift,
+        multipliers,
+        offsets,
+    };
+    Ok((
+        IntModel {
+            spec,
+            stem,
+            stem_out,
+            stages,
+            head,
+        },
+        report,
+    ))
+}

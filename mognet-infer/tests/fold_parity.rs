@@ -1,0 +1,243 @@
+//! Fold + integer engine against the Burn model in eval mode, code by code, on the shipped
+//! Fashion-MNIST sample; and the file's round trip and corruption handling.
+#![cfg(feature = "fold")]
+
+use std::path::PathBuf;
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{GradientsParams, SgdConfig};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use mognet_core::{GateMode, Mognet, MognetConfig, MuxInputs, StageSpec};
+use mognet_data::{Cifar100Label, DatasetKind, ImageSet, Split};
+use mognet_infer::fold::fold;
+use mognet_infer::{FormatError, IntModel, Packing};
+
+fn sample(split: Split) -> ImageSet {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../datasets/samples/fashion-mnist");
+    DatasetKind::FashionMnist
+        .load(&dir, split, Cifar100Label::Fine)
+        .unwrap()
+}
+
+fn tiny() -> MognetConfig {
+    let stage = |n, groups| StageSpec {
+        n,
+        m: n,
+        groups,
+        blocks: 2,
+    };
+    MognetConfig::new(8, vec![stage(8, 2), stage(16, 4)])
+        .with_in_channels(1)
+        .with_num_classes(10)
+        .with_seed(5)
+}
+
+fn batch(
+    set: &ImageSet,
+    range: std::ops::Range<usize>,
+    device: &Device,
+) -> (Tensor<4>, Tensor<1, Int>) {
+    let n = range.len();
+    let pixels: Vec<f32> = range
+        .clone()
+        .flat_map(|i| set.image(i).iter().map(|&p| p as f32 / 255.0))
+        .collect();
+    let labels: Vec<i64> = range.map(|i| set.labels[i] as i64).collect();
+    (
+        Tensor::from_data(TensorData::new(pixels, [n, 1, 32, 32]), device),
+        Tensor::from_data(TensorData::new(labels, [n]), device),
+    )
+}
+
+/// A few SGD steps so that batch-norm statistics, alphas and gates are far from their init.
+fn briefly_trained(config: &MognetConfig) -> Mognet {
+    let device = Device::flex().autodiff();
+    let train = sample(Split::Train);
+    let mut model = config.init(&device).unwrap();
+    let mut optim = SgdConfig::new().init();
+    let ce = CrossEntropyLossConfig::new().init(&device);
+    for step in 0..6 {
+        let (x, y) = batch(&train, step * 32..(step + 1) * 32, &device);
+        let loss = ce.forward(model.forward(x), y) + model.regularizer().mul_scalar(0.01);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(0.05, model, grads);
+    }
+    model.valid()
+}
+
+/// Every layer's codes and the top-1 class agree between the float eval model and the engine.
+fn assert_parity(model: &Mognet, config: &MognetConfig, images: usize) {
+    let (int_model, report) = fold(model, config).unwrap();
+    assert!(report.f32_inexact.is_empty(), "{:?}", report.f32_inexact);
+    let test = sample(Split::Test);
+    let device = Device::flex();
+    let (x, _) = batch(&test, 0..images, &device);
+    let (logits, trace) = model.valid().forward_trace(x);
+    let float_classes: Vec<i64> = logits
+        .argmax(1)
+        .into_data()
+        .try_into_vec_as::<i64>()
+        .unwrap();
+    let mut compared = 0usize;
+    for i in 0..images {
+        let (pred, t) = int_model.predict_trace(test.image(i));
+        assert_eq!(t.codes.len(), trace.codes.len());
+        for ((name, ints), (fname, floats)) in t.codes.iter().zip(&trace.codes) {
+            assert_eq!(name, fname);
+            let floats: Vec<f32> = floats.clone().into_data().try_into_vec_as::<f32>().unwrap();
+            let per = ints.len();
+            let floats = &floats[i * per..(i + 1) * per];
+            for (j, (a, b)) in ints.iter().zip(floats).enumerate() {
+                assert_eq!(*a as f32, *b, "image {i} layer {name} element {j}");
+            }
+            compared += per;
+        }
+        assert_eq!(
+            pred.class as i64, float_classes[i],
+            "image {i}: top-1 differs"
+        );
+    }
+    assert!(compared > 0);
+}
+
+#[test]
+fn fresh_model_folds_exactly() {
+    let config = tiny();
+    let model = config.init(&Device::flex()).unwrap();
+    assert_parity(&model, &config, 64);
+}
+
+#[test]
+fn briefly_trained_model_folds_exactly() {
+    let config = tiny();
+    assert_parity(&briefly_trained(&config), &config, 128);
+}
+
+#[test]
+fn options_fold_exactly() {
+    for config in [
+        tiny().with_inner_norm(true),
+        tiny().with_gate(GateMode::Always).with_mux(MuxInputs::Skip),
+        tiny().with_gate(GateMode::Never),
+    ] {
+        assert_parity(&briefly_trained(&config), &config, 48);
+    }
+}
+
+#[test]
+fn file_round_trips_in_both_packings() {
+    let config = tiny();
+    let (int_model, _) = fold(&briefly_trained(&config), &config).unwrap();
+    for packing in [Packing::TwoBit, Packing::Base3] {
+        let bytes = int_model.to_bytes(packing).unwrap();
+        let (back, info) = IntModel::from_bytes(&bytes).unwrap();
+        assert_eq!(back, int_model);
+        assert_eq!(info.packing, packing);
+        assert_eq!(info.bytes, bytes.len());
+        // The summary from the file is within 2 KiB of the file's size.
+        let summary = mognet_arch::Summary::new(&back.spec, &info.widths);
+        let stored = match packing {
+            Packing::TwoBit => summary.total_bits_2bit,
+            Packing::Base3 => summary.total_bits_base3,
+        };
+        let file_bits = bytes.len() as i64 * 8;
+        assert!(
+            (file_bits - stored as i64).abs() <= 2048 * 8,
+            "{file_bits} vs {stored}"
+        );
+    }
+}
+
+fn with_crc(mut body: Vec<u8>) -> Vec<u8> {
+    let crc = crc32fast::hash(&body);
+    body.extend(crc.to_le_bytes());
+    body
+}
+
+#[test]
+fn every_corruption_is_a_typed_error() {
+    let config = tiny();
+    let (int_model, _) = fold(&config.init(&Device::flex()).unwrap(), &config).unwrap();
+    let good = int_model.to_bytes(Packing::TwoBit).unwrap();
+    let body = good[..good.len() - 4].to_vec();
+
+    // Truncated anywhere: never a panic, always an error.
+    for cut in [0, 5, 11, 15, 40, good.len() / 2, good.len() - 1] {
+        let err = IntModel::from_bytes(&good[..cut]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FormatError::Magic | FormatError::Truncated { .. } | FormatError::Checksum { .. }
+            ),
+            "cut {cut}: {err}"
+        );
+    }
+    // A flipped byte anywhere past the header is caught by the checksum.
+    for at in [12, 100, good.len() / 2, good.len() - 5] {
+        let mut bad = good.clone();
+        bad[at] ^= 0x10;
+        assert!(
+            matches!(
+                IntModel::from_bytes(&bad),
+                Err(FormatError::Checksum { .. })
+            ),
+            "byte {at}"
+        );
+    }
+    // Wrong magic and version.
+    let mut bad = good.clone();
+    bad[0] = b'X';
+    assert!(matches!(
+        IntModel::from_bytes(&bad),
+        Err(FormatError::Magic)
+    ));
+    let mut bad = body.clone();
+    bad[8] = 9;
+    assert!(matches!(
+        IntModel::from_bytes(&with_crc(bad)),
+        Err(FormatError::Version { found: 9 })
+    ));
+    // Absurd shapes with a valid checksum: refused before any large allocation.
+    let mut bad = body.clone();
+    bad[12..14].copy_from_slice(&60000u16.to_le_bytes()); // in_channels
+    assert!(matches!(
+        IntModel::from_bytes(&with_crc(bad)),
+        Err(FormatError::Invalid { .. })
+    ));
+    let mut bad = body.clone();
+    bad[22..24].copy_from_slice(&0u16.to_le_bytes()); // stem width 0
+    assert!(matches!(
+        IntModel::from_bytes(&with_crc(bad)),
+        Err(FormatError::Spec(_))
+    ));
+    // Trailing garbage.
+    let mut bad = body.clone();
+    bad.push(0);
+    assert!(matches!(
+        IntModel::from_bytes(&with_crc(bad)),
+        Err(FormatError::Trailing(1))
+    ));
+    // A CA seed that no longer regenerates the stored rows.
+    let ca_at = find_ca(&body, &int_model);
+    let mut bad = body.clone();
+    bad[ca_at + 1] ^= 1;
+    let err = IntModel::from_bytes(&with_crc(bad)).unwrap_err();
+    assert!(matches!(err, FormatError::Ca { .. }), "{err}");
+    // The loader names the file.
+    let path = std::env::temp_dir().join(format!("mognet-corrupt-{}.mognet", std::process::id()));
+    std::fs::write(&path, &good[..good.len() / 3]).unwrap();
+    let err = IntModel::load(&path).unwrap_err().to_string();
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    std::fs::remove_file(path).ok();
+}
+
+/// Offset of the first CA record (rule byte) in an encoded tiny model.
+fn find_ca(body: &[u8], model: &IntModel) -> usize {
+    let g = &model.stages[0].first.pw2.generator;
+    let mut needle = vec![g.rule];
+    needle.extend(g.seed.to_le_bytes());
+    body.windows(needle.len())
+        .position(|w| w == needle.as_slice())
+        .expect("the CA record is in the file")
+}
