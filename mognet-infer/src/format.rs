@@ -671,6 +671,17 @@ impl IntModel {
                 &format!("dimension {d} exceeds {MAX_DIM}"),
             ));
         }
+        // The engine accumulates in i32: refuse a network whose worst case could overflow.
+        if let Some((layer, bound)) = spec
+            .accumulator_bounds()
+            .into_iter()
+            .find(|(_, b)| *b >= i32::MAX as u64)
+        {
+            return Err(invalid(
+                "shape",
+                &format!("{layer}: worst-case accumulator {bound} does not fit i32"),
+            ));
+        }
         let q = spec.levels() as usize;
         let k = kernel_size;
         let mut widths = StorageWidths::default();

@@ -10,6 +10,8 @@ pub mod fold;
 pub mod format;
 pub mod kernels;
 pub mod model;
+#[cfg(feature = "cli")]
+pub mod parity;
 pub mod ternary;
 
 pub use engine::{IntTrace, Prediction};

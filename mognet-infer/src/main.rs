@@ -3,12 +3,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use clap::{Parser, Subcommand, ValueEnum};
 use mognet_arch::Summary;
 use mognet_core::persist::{RunWeights, load_run_model};
 use mognet_data::{Cifar100Label, DatasetKind, ImageSet, Split};
 use mognet_infer::fold::fold;
+use mognet_infer::parity::accuracy;
 use mognet_infer::{IntModel, Packing};
 
 #[derive(Debug, Parser)]
@@ -217,26 +218,6 @@ fn summary(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs `f` on every image of `set` over all cores, in order of the images.
-fn par_map<T: Send>(set: &ImageSet, f: impl Fn(&[u8]) -> T + Sync) -> Vec<T> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = set.len().div_ceil(threads).max(1);
-    let indices: Vec<usize> = (0..set.len()).collect();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = indices
-            .chunks(chunk)
-            .map(|part| {
-                let f = &f;
-                s.spawn(move || part.iter().map(|&i| f(set.image(i))).collect::<Vec<T>>())
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("worker thread"))
-            .collect()
-    })
-}
-
 fn check_shape(model: &IntModel, set: &ImageSet, what: &str) -> Result<()> {
     let s = &model.spec;
     if set.channels != s.in_channels || set.size != s.input_size[0] || set.size != s.input_size[1] {
@@ -263,19 +244,11 @@ fn eval(path: &Path, data: &DataArgs) -> Result<()> {
     let (model, _) = IntModel::load(path)?;
     let set = data.load()?;
     check_shape(&model, &set, data.dataset.name())?;
-    let started = std::time::Instant::now();
-    let classes = par_map(&set, |img| model.predict(img).class);
-    let seconds = started.elapsed().as_secs_f64();
-    let correct = classes
-        .iter()
-        .zip(&set.labels)
-        .filter(|(c, l)| **c == **l as usize)
-        .count();
+    let (correct, rate) = accuracy(&model, &set);
     println!(
-        "{} images in {:.1}s ({:.0} images/s, scalar reference kernels)",
+        "{} images at {rate:.0} images/s ({} threads, scalar reference kernels)",
         set.len(),
-        seconds,
-        set.len() as f64 / seconds
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(
         "accuracy: {:.4} ({correct}/{})",
@@ -298,88 +271,10 @@ fn parity(run: &Path, which: RunWeights, path: &Path, data: &DataArgs) -> Result
     }
     let set = data.load()?;
     check_shape(&model, &set, data.dataset.name())?;
-    let (_, report) = fold(&float_model, &config)?;
-    let inexact: std::collections::HashSet<String> =
-        report.f32_inexact.iter().map(|(l, _)| l.clone()).collect();
-    let [h, w] = config.input_size;
-    let c = config.in_channels;
-    let mut layer_stats: Vec<(String, u64, u64)> = Vec::new();
-    let (mut agree, mut float_correct, mut int_correct) = (0usize, 0usize, 0usize);
-    let batch = 100;
-    for start in (0..set.len()).step_by(batch) {
-        let end = (start + batch).min(set.len());
-        let n = end - start;
-        let pixels: Vec<f32> = (start..end)
-            .flat_map(|i| set.image(i).iter().map(|&p| p as f32 / 255.0))
-            .collect();
-        let x = Tensor::<4>::from_data(TensorData::new(pixels, [n, c, h, w]), &device);
-        let (logits, trace) = float_model.forward_trace(x);
-        let float_classes: Vec<i64> = logits.argmax(1).into_data().try_into_vec_as::<i64>()?;
-        let float_codes: Vec<(String, Vec<f32>)> = trace
-            .codes
-            .into_iter()
-            .map(|(name, t)| Ok((name, t.into_data().try_into_vec_as::<f32>()?)))
-            .collect::<Result<_>>()?;
-        let int_traces = (start..end).map(|i| model.predict_trace(set.image(i)));
-        for (bi, (pred, t)) in int_traces.enumerate() {
-            if layer_stats.is_empty() {
-                layer_stats = t
-                    .codes
-                    .iter()
-                    .map(|(name, _)| (name.clone(), 0, 0))
-                    .collect();
-            }
-            for ((name, ints), (stat, (fname, floats))) in
-                t.codes.iter().zip(layer_stats.iter_mut().zip(&float_codes))
-            {
-                assert_eq!(name, fname, "trace layers in the same order");
-                let per_image = ints.len();
-                let floats = &floats[bi * per_image..(bi + 1) * per_image];
-                stat.1 += ints
-                    .iter()
-                    .zip(floats)
-                    .filter(|(a, b)| **a as f32 != **b)
-                    .count() as u64;
-                stat.2 += per_image as u64;
-            }
-            let label = set.labels[start + bi] as usize;
-            let fc = float_classes[bi] as usize;
-            agree += (fc == pred.class) as usize;
-            float_correct += (fc == label) as usize;
-            int_correct += (pred.class == label) as usize;
-        }
-    }
-    let (mut mismatched, mut total) = (0u64, 0u64);
-    println!(
-        "{:<14} {:>12} {:>14} {:>10}",
-        "layer", "mismatched", "codes", "rate"
-    );
-    for (name, bad, all) in &layer_stats {
-        let pw2 = name.replace(".gate", ".pw2");
-        let note = if inexact.contains(name) || inexact.contains(&pw2) {
-            "  (worst-case accumulator beyond 2^24: f32 may round)"
-        } else {
-            ""
-        };
-        println!(
-            "{name:<14} {bad:>12} {all:>14} {:>10.6}{note}",
-            *bad as f64 / (*all).max(1) as f64
-        );
-        mismatched += bad;
-        total += all;
-    }
-    let n = set.len().max(1) as f64;
-    println!(
-        "float accuracy {:.4}, integer accuracy {:.4} on {} images",
-        float_correct as f64 / n,
-        int_correct as f64 / n,
-        set.len()
-    );
-    println!(
-        "parity: top1 {:.4} codes {:.6} mismatched",
-        agree as f64 / n,
-        mismatched as f64 / total.max(1) as f64
-    );
+    let (_, fold_report) = fold(&float_model, &config)?;
+    let report =
+        mognet_infer::parity::parity(&float_model, &config, &fold_report, &model, &set, &device);
+    println!("{}", report.render());
     Ok(())
 }
 
