@@ -4,6 +4,8 @@
 pub use mognet_data as data;
 
 pub mod backend;
+pub mod bench;
+pub mod demo;
 pub mod eval;
 pub mod model_args;
 pub mod train;

@@ -6,11 +6,11 @@ use anyhow::{Context as _, Result, bail};
 use burn::tensor::{Tensor, TensorData};
 use clap::{Parser, Subcommand, ValueEnum};
 use mognet_core::persist::{RunWeights, load_run_model};
-use mognet_train::BackendChoice;
 use mognet_train::data::{Cifar100Label, DatasetKind, Split};
 use mognet_train::eval::evaluate;
 use mognet_train::model_args::ModelArgs;
 use mognet_train::train::{OptimizerKind, RunConfig, Schedule, TrainConfig, train};
+use mognet_train::{BackendChoice, bench, demo};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,6 +57,57 @@ enum Command {
         forward: usize,
         /// Backend for --forward.
         #[arg(long, value_enum, default_value = "flex")]
+        backend: BackendChoice,
+    },
+    /// Benchmark one training step (median images/s, with forward/backward/optimizer times) and
+    /// the float eval forward, for each preset given.
+    BenchTrain {
+        /// Presets to measure.
+        #[arg(long = "preset", default_values = ["mognet-s", "mognet-m", "mognet-l"])]
+        presets: Vec<mognet_core::Preset>,
+        /// Batch size.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Timed steps (after 2 warm-up steps).
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        /// Input channels.
+        #[arg(long, default_value_t = 1)]
+        in_channels: usize,
+        /// Backend.
+        #[arg(long, value_enum, default_value = "flex")]
+        backend: BackendChoice,
+    },
+    /// Benchmark data loading: batches/s of CIFAR-shaped augmented batches through Burn's
+    /// multi-threaded loader and through the trainer's in-order pipeline.
+    BenchData {
+        /// Batch size.
+        #[arg(long, default_value_t = 128)]
+        batch: usize,
+        /// Loader threads for Burn's loader.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Images in the synthetic set.
+        #[arg(long, default_value_t = 10_000)]
+        images: usize,
+        /// Timed passes over the set.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// The main job: train mognet-s on the shipped Fashion-MNIST sample for a short budget,
+    /// export it, check float/integer parity and run the integer engine; prints one table.
+    Demo {
+        /// Output folder (replaced if an earlier demo wrote it).
+        #[arg(long, default_value = "runs/demo")]
+        out: PathBuf,
+        /// Folder with the Fashion-MNIST files.
+        #[arg(long, default_value = "datasets/samples/fashion-mnist")]
+        data_dir: PathBuf,
+        /// Training budget in minutes.
+        #[arg(long, default_value_t = 2.0)]
+        minutes: f64,
+        /// Backend for training.
+        #[arg(long, value_enum, default_value = "auto")]
         backend: BackendChoice,
     },
     /// Train a model; checkpoints, metrics and the best model go to --out.
@@ -155,6 +206,58 @@ fn main() -> Result<()> {
             backend,
         } => summary(&model, forward, backend),
         Command::Train(args) => train_command(args),
+        Command::Demo {
+            out,
+            data_dir,
+            minutes,
+            backend,
+        } => {
+            if minutes.is_nan() || minutes <= 0.0 {
+                bail!("--minutes must be positive");
+            }
+            let selected = backend.select();
+            println!("backend: {}", selected.description);
+            let report = demo::demo(&out, &data_dir, minutes, &selected, &mut |line| {
+                println!("{line}")
+            })?;
+            println!("{}", report.render(&out));
+            Ok(())
+        }
+        Command::BenchTrain {
+            presets,
+            batch,
+            steps,
+            in_channels,
+            backend,
+        } => {
+            let selected = backend.select();
+            println!("backend: {}", selected.description);
+            for preset in presets {
+                let config = mognet_core::MognetConfig::preset(preset, in_channels, 10);
+                let t = bench::train_step(&config, batch, 2, steps, &selected.device);
+                let eval = bench::eval_throughput(&config, batch, steps, &selected.device);
+                println!(
+                    "{preset} batch {batch}: train {:.1} img/s (step {:.3} s = forward {:.3} + backward {:.3} + optimizer {:.3}), float eval {:.1} img/s",
+                    t.images_per_sec, t.step, t.forward, t.backward, t.optimizer, eval
+                );
+            }
+            Ok(())
+        }
+        Command::BenchData {
+            batch,
+            workers,
+            images,
+            rounds,
+        } => {
+            let (burn_rate, own_rate) =
+                bench::data_loading(bench::random_cifar_like(images), batch, workers, rounds);
+            println!(
+                "CIFAR-shaped batches of {batch} with crop+flip: Burn DataLoader ({workers} workers) {burn_rate:.1} batches/s ({:.0} img/s); trainer pipeline (1 helper thread) {own_rate:.1} batches/s ({:.0} img/s)",
+                burn_rate * batch as f64,
+                own_rate * batch as f64
+            );
+            Ok(())
+        }
         Command::Eval {
             run,
             checkpoint,
