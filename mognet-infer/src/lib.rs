@@ -5,6 +5,7 @@
 pub mod affine;
 pub mod bits;
 pub mod engine;
+pub mod fast;
 #[cfg(feature = "fold")]
 pub mod fold;
 pub mod format;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use mognet_arch::Summary;
 use mognet_core::persist::{RunWeights, load_run_model};
 use mognet_data::{Cifar100Label, DatasetKind, ImageSet, Split};
+use mognet_infer::fast::{FastModel, Variant};
 use mognet_infer::fold::fold;
 use mognet_infer::parity::accuracy;
 use mognet_infer::{IntModel, Packing};
@@ -38,6 +39,16 @@ impl From<Which> for RunWeights {
             Which::Last => RunWeights::Last,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum VariantArg {
+    /// AVX-512.
+    Avx512,
+    /// AVX2.
+    Avx2,
+    /// No explicit SIMD target.
+    Portable,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -124,6 +135,41 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Benchmark the fast integer engine: images/s (median), MAC/s, kernel variant, time per
+    /// layer kind, the measured roofline; `--compare` adds the scalar reference and Burn's Flex
+    /// float eval on the same inputs.
+    Bench {
+        /// A model file.
+        #[arg(long, conflicts_with_all = ["preset", "run"])]
+        model: Option<PathBuf>,
+        /// A freshly initialised preset (folded from Burn), when no model file is given.
+        #[arg(long, conflicts_with = "run")]
+        preset: Option<mognet_core::Preset>,
+        /// A trained run (its best weights, folded).
+        #[arg(long)]
+        run: Option<PathBuf>,
+        /// Input channels of a preset.
+        #[arg(long, default_value_t = 1)]
+        in_channels: usize,
+        /// Classes of a preset.
+        #[arg(long, default_value_t = 10)]
+        num_classes: usize,
+        /// Images per batch.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Timed rounds (median reported).
+        #[arg(long, default_value_t = 7)]
+        rounds: usize,
+        /// Kernel variant (default: the fastest this CPU runs).
+        #[arg(long, value_enum)]
+        variant: Option<VariantArg>,
+        /// Also time the scalar reference and the Burn Flex float eval.
+        #[arg(long)]
+        compare: bool,
+    },
     /// Classify PNG images (grayscale or RGB), printing the class and the logits.
     Classify {
         /// The model file.
@@ -161,6 +207,31 @@ fn main() -> Result<()> {
             resize,
             images,
         } => classify(&model, resize, &images),
+        Command::Bench {
+            model,
+            preset,
+            run,
+            in_channels,
+            num_classes,
+            batch,
+            threads,
+            rounds,
+            variant,
+            compare,
+        } => {
+            let source = match (model, preset, run) {
+                (Some(m), _, _) => Source::File(m),
+                (_, _, Some(r)) => Source::Run(r),
+                (_, Some(p), _) => Source::Preset(p, in_channels, num_classes),
+                _ => bail!("give --model, --run or --preset"),
+            };
+            let variant = variant.map(|v| match v {
+                VariantArg::Avx512 => Variant::Avx512,
+                VariantArg::Avx2 => Variant::Avx2,
+                VariantArg::Portable => Variant::Portable,
+            });
+            bench(source, batch, threads, rounds, variant, compare)
+        }
     }
 }
 
@@ -246,9 +317,10 @@ fn eval(path: &Path, data: &DataArgs) -> Result<()> {
     check_shape(&model, &set, data.dataset.name())?;
     let (correct, rate) = accuracy(&model, &set);
     println!(
-        "{} images at {rate:.0} images/s ({} threads, scalar reference kernels)",
+        "{} images at {rate:.0} images/s ({} threads, fast kernels: {})",
         set.len(),
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        Variant::detect().name()
     );
     println!(
         "accuracy: {:.4} ({correct}/{})",
@@ -275,6 +347,170 @@ fn parity(run: &Path, which: RunWeights, path: &Path, data: &DataArgs) -> Result
     let report =
         mognet_infer::parity::parity(&float_model, &config, &fold_report, &model, &set, &device);
     println!("{}", report.render());
+    Ok(())
+}
+
+enum Source {
+    File(PathBuf),
+    Run(PathBuf),
+    Preset(mognet_core::Preset, usize, usize),
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
+}
+
+fn bench(
+    source: Source,
+    batch: usize,
+    threads: usize,
+    rounds: usize,
+    variant: Option<Variant>,
+    compare: bool,
+) -> Result<()> {
+    let device = Device::flex();
+    let (model, float_model, name) = match source {
+        Source::File(path) => (IntModel::load(&path)?.0, None, path.display().to_string()),
+        Source::Run(run) => {
+            let (config, m) = load_run_model(&run, RunWeights::Best, &device)?;
+            (fold(&m, &config)?.0, Some(m), run.display().to_string())
+        }
+        Source::Preset(p, c, k) => {
+            let config = mognet_core::MognetConfig::preset(p, c, k);
+            let m = config.init(&device)?;
+            (
+                fold(&m, &config)?.0,
+                Some(m),
+                format!("{p} (fresh, {c} channel(s), {k} classes)"),
+            )
+        }
+    };
+    let available = Variant::available();
+    let variant = variant.unwrap_or_else(Variant::detect);
+    if !available.contains(&variant) {
+        bail!(
+            "variant {} is not available on this CPU (available: {:?})",
+            variant.name(),
+            available
+        );
+    }
+    let fast = FastModel::new(&model);
+    let mut rng = mognet_arch::rng::SplitMix64::new(42);
+    let images: Vec<u8> = (0..batch * fast.image_len())
+        .map(|_| (rng.next_u64() % 256) as u8)
+        .collect();
+    let macs = fast.macs() as f64;
+    println!("model: {name}; {:.2} M MACs per image", macs / 1e6);
+    println!(
+        "kernels: {} (available: {})",
+        variant.name(),
+        available
+            .iter()
+            .map(|v| v.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    // Check the fast engine against the reference on the first image before timing it.
+    let mut scratch = fast.scratch();
+    if fast.predict(&images[..fast.image_len()], &mut scratch, variant)
+        != model.predict(&images[..fast.image_len()])
+    {
+        bail!("fast kernels disagree with the reference: refusing to benchmark");
+    }
+    let _ = fast.predict_batch(&images, threads, variant);
+    let rates: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            std::hint::black_box(fast.predict_batch(&images, threads, variant));
+            batch as f64 / t.elapsed().as_secs_f64()
+        })
+        .collect();
+    let rate = median(rates);
+    println!(
+        "fast engine: batch {batch}, {threads} thread(s): {rate:.0} images/s (median of {rounds}), {:.2} GMAC/s",
+        rate * macs / 1e9
+    );
+    let mut profile = mognet_infer::fast::Profile::default();
+    for img in images.chunks_exact(fast.image_len()) {
+        fast.predict_profiled(img, &mut scratch, variant, Some(&mut profile));
+    }
+    let total: f64 = profile.0.iter().sum();
+    let shares: Vec<String> = mognet_infer::fast::KINDS
+        .iter()
+        .zip(profile.0)
+        .map(|(k, t)| format!("{k} {:.1}%", 100.0 * t / total.max(1e-12)))
+        .collect();
+    println!("time per layer kind (1 thread): {}", shares.join(", "));
+    let peak = mognet_infer::fast::peak::measure(variant);
+    let achieved_per_thread = rate * macs / threads as f64;
+    println!(
+        "roofline ({} i32 vector adds, one per ternary MAC): peak {:.1} G adds/s per thread measured; reached {:.1}%",
+        variant.name(),
+        peak.i32_adds / 1e9,
+        100.0 * achieved_per_thread / peak.i32_adds
+    );
+    if let Some(v) = peak.int8_macs {
+        println!(
+            "int8 roofline (AVX-512 VNNI vpdpbusd): peak {:.1} G MAC/s per thread measured; reached {:.1}%",
+            v / 1e9,
+            100.0 * achieved_per_thread / v
+        );
+    }
+    if compare {
+        let n = batch.min(16);
+        let scalar: Vec<f64> = (0..3)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                std::thread::scope(|s| {
+                    let per = n.div_ceil(threads.max(1));
+                    for part in images[..n * fast.image_len()].chunks(per * fast.image_len()) {
+                        let model = &model;
+                        let len = fast.image_len();
+                        s.spawn(move || {
+                            part.chunks_exact(len)
+                                .map(|img| model.predict(img).class)
+                                .sum::<usize>()
+                        });
+                    }
+                });
+                n as f64 / t.elapsed().as_secs_f64()
+            })
+            .collect();
+        let scalar = median(scalar);
+        println!(
+            "scalar reference: {scalar:.1} images/s ({n} images, {threads} thread(s)); fast/scalar = {:.1}x",
+            rate / scalar
+        );
+        match float_model {
+            Some(m) => {
+                let m = burn::module::Module::valid(&m);
+                let [h, w] = model.spec.input_size;
+                let c = model.spec.in_channels;
+                let x: Vec<f32> = images.iter().map(|&p| p as f32 / 255.0).collect();
+                let x = burn::tensor::Tensor::<4>::from_data(
+                    burn::tensor::TensorData::new(x, [batch, c, h, w]),
+                    &device,
+                );
+                let _ = m.forward(x.clone()).into_data();
+                let flex: Vec<f64> = (0..3)
+                    .map(|_| {
+                        let t = std::time::Instant::now();
+                        let _ = m.forward(x.clone()).into_data();
+                        batch as f64 / t.elapsed().as_secs_f64()
+                    })
+                    .collect();
+                let flex = median(flex);
+                println!(
+                    "Burn Flex float eval: {flex:.1} images/s (batch {batch}, Flex's own threads); fast/flex = {:.1}x",
+                    rate / flex
+                );
+            }
+            None => {
+                println!("Burn Flex float eval: not run (give --run or --preset for a float model)")
+            }
+        }
+    }
     Ok(())
 }
 

@@ -1,0 +1,396 @@
+//! The fast engine's inner loops, on chunks of [`CHUNK`] i32.
+//!
+//! They are plain Rust on fixed-size arrays, all `#[inline(always)]`: each dispatch variant
+//! (`fast::Variant`) inlines them into a function compiled with its own target features, where
+//! LLVM keeps a chunk's accumulators in vector registers (four zmm with AVX-512, eight ymm with
+//! AVX2). A ternary convolution adds the shifted input planes of its +1 weights and subtracts
+//! those of its -1 weights: zeros cost nothing, and the CA layer's +-1 rows are the same loop.
+
+use super::geom::{CHUNK, Geom};
+
+/// The nonzero weights of a ternary convolution, as plane offsets per output channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Terms {
+    /// Offsets `c * plane + tap` into the input buffer (relative to its first plane).
+    pub offsets: Vec<isize>,
+    /// Per output channel: `plus = offsets[a..b]`, `minus = offsets[b..c]`.
+    pub ranges: Vec<(usize, usize, usize)>,
+}
+
+impl Terms {
+    /// Terms of weights `[out, in/groups, k, k]` for input planes laid out by `geom`.
+    pub fn new(
+        codes: &[i8],
+        out: usize,
+        inputs: usize,
+        k: usize,
+        groups: usize,
+        geom: &Geom,
+    ) -> Terms {
+        let ipg = inputs / groups;
+        let opg = out / groups;
+        let mut offsets = Vec::new();
+        let mut ranges = Vec::with_capacity(out);
+        for o in 0..out {
+            let g = o / opg;
+            let a = offsets.len();
+            for sign in [1i8, -1] {
+                for i in 0..ipg {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            if codes[((o * ipg + i) * k + ky) * k + kx] == sign {
+                                let c = g * ipg + i;
+                                offsets.push((c * geom.plane) as isize + geom.tap(k, ky, kx));
+                            }
+                        }
+                    }
+                }
+                if sign == 1 {
+                    ranges.push((a, offsets.len(), 0));
+                }
+            }
+            ranges.last_mut().expect("pushed above").2 = offsets.len();
+        }
+        Terms { offsets, ranges }
+    }
+
+    /// Terms of a +-1 matrix `[n][m]` (the CA layer).
+    pub fn dense_pm1(weights: &[i8], n: usize, m: usize, geom: &Geom) -> Terms {
+        Terms::new(weights, n, m, 1, 1, geom)
+    }
+
+    /// Nonzero weights in all.
+    pub fn count(&self) -> usize {
+        self.offsets.len()
+    }
+}
+
+/// A 1x1 convolution with few distinct weights (ternary, or the CA's +-1) as table lookups.
+///
+/// Input channels go in blocks of four. For each block and pixel chunk the kernel builds every
+/// combination of the four planes its weights can make: the 81 sums `sum_i t_i x_i` with
+/// `t_i in {-1, 0, 1}` (ternary), or the 16 subset sums (+-1, where `w = 2b - 1` gives
+/// `out = 2 * sum(subsets) - sum(all)`). An output is then one lookup per block instead of up to
+/// four additions. Blocks are the outer loop, so each table stays in L1 while every output reads
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableConv {
+    /// Input channels.
+    pub inputs: usize,
+    /// Output channels.
+    pub outputs: usize,
+    /// `ceil(inputs / 4)`.
+    pub blocks: usize,
+    /// Weights are +-1 (16-entry tables) rather than ternary (81 entries).
+    pub pm1: bool,
+    /// `codes[o * blocks + b]`: the table entry of output `o` in block `b`.
+    pub codes: Vec<u8>,
+    /// Plane distance of the input buffer.
+    pub plane: usize,
+}
+
+impl TableConv {
+    /// The table form of `[out][in]` weights (ternary, or +-1 when `pm1`).
+    pub fn new(weights: &[i8], outputs: usize, inputs: usize, pm1: bool, geom: &Geom) -> TableConv {
+        let blocks = inputs.div_ceil(4);
+        let mut codes = vec![0u8; blocks * outputs];
+        for o in 0..outputs {
+            for b in 0..blocks {
+                let mut code = 0u32;
+                for i in (0..4).rev() {
+                    let j = 4 * b + i;
+                    let w = if j < inputs {
+                        weights[o * inputs + j]
+                    } else {
+                        0
+                    };
+                    code = if pm1 {
+                        code * 2 + (w > 0) as u32
+                    } else {
+                        code * 3 + (w + 1) as u32
+                    };
+                }
+                codes[o * blocks + b] = code as u8;
+            }
+        }
+        TableConv {
+            inputs,
+            outputs,
+            blocks,
+            pm1,
+            codes,
+            plane: geom.plane,
+        }
+    }
+
+    /// Table entries per block.
+    pub fn entries(&self) -> usize {
+        if self.pm1 { 16 } else { 81 }
+    }
+}
+
+/// Elements per chunk of the table kernel: one 512-bit register of i32.
+pub const TCHUNK: usize = 16;
+
+/// Builds block `b`'s table at `base` into `tab`; returns the block's plain sum (for +-1).
+#[inline(always)]
+fn build_table(
+    input: &[i32],
+    base: usize,
+    t: &TableConv,
+    b: usize,
+    tab: &mut [[i32; TCHUNK]],
+) -> [i32; TCHUNK] {
+    let mut sum = [0i32; TCHUNK];
+    tab[0] = [0; TCHUNK];
+    let mut size = 1;
+    for i in 0..4 {
+        let j = 4 * b + i;
+        let x: [i32; TCHUNK] = if j < t.inputs {
+            let at = base + j * t.plane;
+            input[at..at + TCHUNK].try_into().expect("chunk in bounds")
+        } else {
+            [0; TCHUNK]
+        };
+        for l in 0..TCHUNK {
+            sum[l] += x[l];
+        }
+        if t.pm1 {
+            // Entry e + 2^i: subset e plus input i (bit i is the input's weight being +1).
+            for e in 0..size {
+                let mut v = tab[e];
+                for l in 0..TCHUNK {
+                    v[l] += x[l];
+                }
+                tab[e + size] = v;
+            }
+            size *= 2;
+        } else {
+            // Entry e + d * 3^i: digit d = t_i + 1. Existing entries are digit 0 so far, which
+            // must become -x: shift them to d = 1 (t = 0) and d = 2 (t = +1) first.
+            for e in 0..size {
+                let v = tab[e];
+                let mut minus = v;
+                let mut plus = v;
+                for l in 0..TCHUNK {
+                    minus[l] -= x[l];
+                    plus[l] += x[l];
+                }
+                tab[e + size] = v;
+                tab[e + 2 * size] = plus;
+                tab[e] = minus;
+            }
+            size *= 3;
+        }
+    }
+    sum
+}
+
+/// The table convolution over the interior rows of `geom`; stores the accumulators, or (with
+/// `rq`) the codes with border columns zeroed. `tab` holds every block's table for one chunk
+/// (`blocks x entries` rows of `TCHUNK`); each output's sum stays in a register across blocks.
+#[inline(always)]
+pub fn table_conv<'a>(
+    input: &[i32],
+    output: &mut [i32],
+    geom: &Geom,
+    t: &TableConv,
+    rq: Option<&dyn Fn(usize) -> Rq<'a>>,
+    tab: &mut [[i32; TCHUNK]],
+) {
+    let entries = t.entries();
+    let mut f = geom.start;
+    while f < geom.end {
+        let n = TCHUNK.min(geom.end - f);
+        let mut total = [0i32; TCHUNK];
+        for b in 0..t.blocks {
+            let sum = build_table(
+                input,
+                geom.front + f,
+                t,
+                b,
+                &mut tab[b * entries..(b + 1) * entries],
+            );
+            for l in 0..TCHUNK {
+                total[l] += sum[l];
+            }
+        }
+        let mask = &geom.mask[f - geom.start..f - geom.start + n];
+        for o in 0..t.outputs {
+            let mut a = [0i32; TCHUNK];
+            let row = &t.codes[o * t.blocks..(o + 1) * t.blocks];
+            for (b, &code) in row.iter().enumerate() {
+                let v = &tab[b * entries + code as usize];
+                for l in 0..TCHUNK {
+                    a[l] += v[l];
+                }
+            }
+            if t.pm1 {
+                for l in 0..TCHUNK {
+                    a[l] = 2 * a[l] - total[l];
+                }
+            }
+            let dst = &mut output[geom.front + o * geom.plane + f..][..n];
+            match rq {
+                None => dst.copy_from_slice(&a[..n]),
+                Some(rq) => {
+                    let codes = requant_chunk(&a, rq(o));
+                    for l in 0..n {
+                        dst[l] = codes[l] & mask[l];
+                    }
+                }
+            }
+        }
+        f += n;
+    }
+}
+
+/// One output channel's requantization, flattened for the fast path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rq<'a> {
+    /// `#{j : acc >= t[j]}`.
+    Up(&'a [i32]),
+    /// `#{j : acc <= t[j]}`.
+    Down(&'a [i32]),
+    /// A constant code.
+    Constant(i32),
+}
+
+/// The accumulators of one chunk: `sum(plus planes) - sum(minus planes)` at `base`.
+#[inline(always)]
+pub fn conv_chunk(input: &[i32], base: usize, plus: &[isize], minus: &[isize]) -> [i32; CHUNK] {
+    let mut acc = [0i32; CHUNK];
+    for &off in plus {
+        let at = (base as isize + off) as usize;
+        let src: &[i32; CHUNK] = input[at..at + CHUNK].try_into().expect("chunk in bounds");
+        for i in 0..CHUNK {
+            acc[i] += src[i];
+        }
+    }
+    for &off in minus {
+        let at = (base as isize + off) as usize;
+        let src: &[i32; CHUNK] = input[at..at + CHUNK].try_into().expect("chunk in bounds");
+        for i in 0..CHUNK {
+            acc[i] -= src[i];
+        }
+    }
+    acc
+}
+
+/// Codes of a chunk of accumulators.
+#[inline(always)]
+pub fn requant_chunk<const N: usize>(acc: &[i32; N], rq: Rq) -> [i32; N] {
+    let mut code = [0i32; N];
+    match rq {
+        Rq::Up(t) => {
+            for &tj in t {
+                for i in 0..N {
+                    code[i] += (acc[i] >= tj) as i32;
+                }
+            }
+        }
+        Rq::Down(t) => {
+            for &tj in t {
+                for i in 0..N {
+                    code[i] += (acc[i] <= tj) as i32;
+                }
+            }
+        }
+        Rq::Constant(c) => code = [c; N],
+    }
+    code
+}
+
+/// What a convolution does with its accumulators.
+#[derive(Clone, Copy)]
+pub enum Post<'a> {
+    /// Store them (they feed another convolution).
+    Store,
+    /// Requantize each output channel to codes, border columns zeroed.
+    Requant(&'a dyn Fn(usize) -> Rq<'a>),
+}
+
+/// A whole ternary (or +-1) convolution over the interior rows of `geom`, from `input` to
+/// `output` (both laid out by `geom`).
+///
+/// The pixel chunk is the outer loop: all output channels of one chunk read the same few
+/// kilobytes of every input plane, which stay in L1 while the chunk is worked on.
+#[inline(always)]
+pub fn conv(input: &[i32], output: &mut [i32], geom: &Geom, terms: &Terms, post: Post) {
+    let mut f = geom.start;
+    while f < geom.end {
+        let n = CHUNK.min(geom.end - f);
+        let mask = &geom.mask[f - geom.start..f - geom.start + n];
+        for (o, &(a, b, c)) in terms.ranges.iter().enumerate() {
+            let (plus, minus) = (&terms.offsets[a..b], &terms.offsets[b..c]);
+            let acc = conv_chunk(input, geom.front + f, plus, minus);
+            let out_base = geom.front + o * geom.plane;
+            let dst = &mut output[out_base + f..out_base + f + n];
+            match post {
+                Post::Store => dst.copy_from_slice(&acc[..n]),
+                Post::Requant(rq) => {
+                    let codes = requant_chunk(&acc, rq(o));
+                    for i in 0..n {
+                        dst[i] = codes[i] & mask[i];
+                    }
+                }
+            }
+        }
+        f += n;
+    }
+}
+
+/// Spatial sum of each of `channels` planes (borders are zero or masked).
+#[inline(always)]
+pub fn plane_sums(input: &[i32], geom: &Geom, channels: usize, masked: bool, out: &mut [i64]) {
+    for (c, sum) in out.iter_mut().enumerate().take(channels) {
+        let base = geom.front + c * geom.plane;
+        let plane = &input[base + geom.start..base + geom.end];
+        *sum = if masked {
+            plane
+                .iter()
+                .zip(&geom.mask)
+                .map(|(&v, &m)| (v & m) as i64)
+                .sum()
+        } else {
+            plane.iter().map(|&v| v as i64).sum()
+        };
+    }
+}
+
+/// MRB mux in place on `f`: where the gate of a channel is on, `f = (x + f) >> 1` (avg) or `x`.
+#[inline(always)]
+pub fn mux(x: &[i32], f: &mut [i32], geom: &Geom, gate: &[bool], avg: bool) {
+    for (c, &on) in gate.iter().enumerate() {
+        if !on {
+            continue;
+        }
+        let base = geom.front + c * geom.plane;
+        let (xs, fs) = (
+            &x[base + geom.start..base + geom.end],
+            &mut f[base + geom.start..base + geom.end],
+        );
+        if avg {
+            for (fv, &xv) in fs.iter_mut().zip(xs) {
+                *fv = (*fv + xv) >> 1;
+            }
+        } else {
+            fs.copy_from_slice(xs);
+        }
+    }
+}
+
+/// 2x2 max pooling from `inp` (layout `g`) to `out` (layout `h`, half the size).
+#[inline(always)]
+pub fn pool(input: &[i32], g: &Geom, output: &mut [i32], h: &Geom, channels: usize) {
+    for c in 0..channels {
+        for y in 0..h.h {
+            for x in 0..h.w {
+                let a = g.at(c, 2 * y, 2 * x);
+                let b = g.at(c, 2 * y + 1, 2 * x);
+                let v = input[a].max(input[a + 1]).max(input[b]).max(input[b + 1]);
+                output[h.at(c, y, x)] = v;
+            }
+        }
+    }
+}

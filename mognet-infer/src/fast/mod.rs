@@ -1,0 +1,502 @@
+//! The fast integer engine: the same function as the scalar reference ([`crate::engine`]), bit
+//! for bit, with the layouts chosen once at load (padded planes, ternary weights as lists of
+//! plane offsets, CA rows the same way, flat threshold tables) and vectorized inner loops
+//! compiled per instruction set and picked at run time.
+
+pub mod geom;
+pub mod kernels;
+pub mod peak;
+
+use crate::engine::Prediction;
+use crate::kernels::head::{argmax, logits};
+use crate::kernels::requant::ChannelRequant;
+use crate::model::{CflogInt, IntModel};
+use geom::Geom;
+use kernels::{Post, Rq, TCHUNK, TableConv, Terms, conv, mux, plane_sums, pool, table_conv};
+
+/// A compiled variant of the kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// AVX-512 (F, BW, VL, DQ): 512-bit vectors.
+    Avx512,
+    /// AVX2 (with FMA, BMI): 256-bit vectors.
+    Avx2,
+    /// Whatever the build's baseline target offers (SSE2 on x86-64).
+    Portable,
+}
+
+impl Variant {
+    /// Variants this CPU can run, fastest first.
+    pub fn available() -> Vec<Variant> {
+        let mut v = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+            {
+                v.push(Variant::Avx512);
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+                && std::arch::is_x86_feature_detected!("bmi1")
+                && std::arch::is_x86_feature_detected!("bmi2")
+            {
+                v.push(Variant::Avx2);
+            }
+        }
+        v.push(Variant::Portable);
+        v
+    }
+
+    /// The fastest variant this CPU can run.
+    pub fn detect() -> Variant {
+        Variant::available()[0]
+    }
+
+    /// Name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Avx512 => "avx512",
+            Variant::Avx2 => "avx2",
+            Variant::Portable => "portable",
+        }
+    }
+}
+
+/// A requantization table: per channel a kind (0 up, 1 down, 2 constant) and `Q` thresholds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Table {
+    kinds: Vec<u8>,
+    values: Vec<i32>,
+    q: usize,
+}
+
+impl Table {
+    fn new(channels: &[ChannelRequant], q: usize) -> Table {
+        let mut kinds = Vec::with_capacity(channels.len());
+        let mut values = Vec::with_capacity(channels.len() * q);
+        for ch in channels {
+            match ch {
+                ChannelRequant::Up(t) => {
+                    kinds.push(0);
+                    values.extend(t);
+                }
+                ChannelRequant::Down(t) => {
+                    kinds.push(1);
+                    values.extend(t);
+                }
+                ChannelRequant::Constant(c) => {
+                    kinds.push(2);
+                    values.push(*c as i32);
+                    values.extend(std::iter::repeat_n(0, q - 1));
+                }
+            }
+        }
+        Table { kinds, values, q }
+    }
+
+    #[inline(always)]
+    fn get(&self, c: usize) -> Rq<'_> {
+        let t = &self.values[c * self.q..(c + 1) * self.q];
+        match self.kinds[c] {
+            0 => Rq::Up(t),
+            1 => Rq::Down(t),
+            _ => Rq::Constant(t[0]),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct FastCflog {
+    geom: usize,
+    pw1: Terms,
+    gconv: Terms,
+    inner: Option<Table>,
+    pw2: TableConv,
+    out: Table,
+    /// Gate thresholds (MRB with gate tgap), empty otherwise.
+    gate: Vec<i32>,
+    residual: bool,
+}
+
+/// The fast engine's form of a model.
+#[derive(Debug, Clone)]
+pub struct FastModel {
+    geoms: Vec<Geom>,
+    in_channels: usize,
+    stem: Terms,
+    stem_out: Table,
+    /// Per stage: input channels (for pooling) and its CFLOGs.
+    stages: Vec<(usize, Vec<FastCflog>)>,
+    head: Terms,
+    multipliers: Vec<i32>,
+    offsets: Vec<i32>,
+    fixed_gate: Option<bool>,
+    avg: bool,
+    /// Buffer length per geometry.
+    buffers: Vec<usize>,
+    classes: usize,
+    macs: u64,
+}
+
+/// Layer kinds whose time the benchmark reports.
+pub const KINDS: [&str; 7] = [
+    "stem",
+    "pw1",
+    "gconv",
+    "ca-pw+requant",
+    "mrb gate+mux",
+    "maxpool",
+    "head",
+];
+
+/// Seconds spent per layer kind (indexed like [`KINDS`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Profile(pub [f64; 7]);
+
+/// A stopwatch that costs nothing when profiling is off.
+struct Clock<'a> {
+    profile: Option<&'a mut Profile>,
+    last: Option<std::time::Instant>,
+}
+
+impl Clock<'_> {
+    #[inline(always)]
+    fn lap(&mut self, kind: usize) {
+        if let Some(p) = self.profile.as_deref_mut() {
+            let now = std::time::Instant::now();
+            if let Some(last) = self.last {
+                p.0[kind] += (now - last).as_secs_f64();
+            }
+            self.last = Some(now);
+        }
+    }
+}
+
+/// Per-thread working memory, allocated once and reused for every image.
+///
+/// Each feature-map size has its own four buffers, so that positions that are border in one
+/// layout are never written by another: a buffer read by a kxk convolution keeps its zero border
+/// from allocation on.
+#[derive(Debug, Clone)]
+pub struct Scratch {
+    input: Vec<i32>,
+    bufs: Vec<[Vec<i32>; 4]>,
+    sums: Vec<i64>,
+    gate: Vec<bool>,
+    table: Vec<[i32; TCHUNK]>,
+}
+
+impl FastModel {
+    /// Lays the model out for the fast kernels.
+    pub fn new(model: &IntModel) -> FastModel {
+        let spec = &model.spec;
+        let q = spec.levels() as usize;
+        let p = spec.kernel_size / 2;
+        let [mut h, mut w] = spec.input_size;
+        let mut geoms = vec![Geom::new(h, w, p)];
+        for _ in 1..spec.stages.len() {
+            h /= 2;
+            w /= 2;
+            geoms.push(Geom::new(h, w, p));
+        }
+        let stem = Terms::new(
+            &model.stem.codes,
+            model.stem.out,
+            model.stem.inputs,
+            model.stem.k,
+            1,
+            &geoms[0],
+        );
+        let fast_cflog = |c: &CflogInt, g: usize, gate: &[i32], residual: bool| FastCflog {
+            geom: g,
+            pw1: Terms::new(&c.pw1.codes, c.pw1.out, c.pw1.inputs, 1, 1, &geoms[g]),
+            gconv: Terms::new(
+                &c.gconv.codes,
+                c.gconv.out,
+                c.gconv.inputs,
+                c.gconv.k,
+                c.gconv.groups,
+                &geoms[g],
+            ),
+            inner: c.inner.as_ref().map(|t| Table::new(t, q)),
+            pw2: TableConv::new(&c.pw2.weights, c.pw2.rows, c.pw2.width, true, &geoms[g]),
+            out: Table::new(&c.out, q),
+            gate: gate.to_vec(),
+            residual,
+        };
+        let mut stages = Vec::new();
+        let mut buffers = Vec::new();
+        let mut channels = spec.stem_width;
+        let last = geoms.len() - 1;
+        for (si, stage) in model.stages.iter().enumerate() {
+            let mut blocks = vec![fast_cflog(&stage.first, si, &[], false)];
+            for b in &stage.blocks {
+                blocks.push(fast_cflog(&b.cflog, si, &b.gate, true));
+            }
+            let st = &spec.stages[si];
+            let mut widest = channels.max(st.m).max(st.n);
+            if si == last {
+                widest = widest.max(spec.num_classes);
+            }
+            buffers.push(geoms[si].buffer_len(widest));
+            stages.push((channels, blocks));
+            channels = st.n;
+        }
+        let head = Terms::new(
+            &model.head.weights.codes,
+            model.head.weights.out,
+            model.head.weights.inputs,
+            1,
+            1,
+            &geoms[last],
+        );
+        FastModel {
+            in_channels: spec.in_channels,
+            stem,
+            stem_out: Table::new(&model.stem_out, q),
+            stages,
+            head,
+            multipliers: model.head.multipliers.clone(),
+            offsets: model.head.offsets.clone(),
+            fixed_gate: model.fixed_gate(),
+            avg: model.mux() == crate::kernels::mrb::Mux::Avg,
+            buffers,
+            classes: spec.num_classes,
+            macs: mognet_arch::Summary::new(spec, &mognet_arch::StorageWidths::default()).macs,
+            geoms,
+        }
+    }
+
+    /// Multiply-accumulates per image (the summary's count).
+    pub fn macs(&self) -> u64 {
+        self.macs
+    }
+
+    /// Bytes per input image.
+    pub fn image_len(&self) -> usize {
+        self.in_channels * self.geoms[0].h * self.geoms[0].w
+    }
+
+    /// Working memory for one thread.
+    pub fn scratch(&self) -> Scratch {
+        let max_c = self
+            .stages
+            .iter()
+            .flat_map(|(_, b)| b.iter().map(|c| c.out.kinds.len()))
+            .max()
+            .unwrap_or(0);
+        let max_table = self
+            .stages
+            .iter()
+            .flat_map(|(_, b)| b.iter().map(|c| c.pw2.blocks * c.pw2.entries()))
+            .max()
+            .unwrap_or(0);
+        Scratch {
+            input: vec![0; self.geoms[0].buffer_len(self.in_channels)],
+            bufs: self
+                .buffers
+                .iter()
+                .map(|&n| std::array::from_fn(|_| vec![0; n]))
+                .collect(),
+            sums: vec![0; max_c.max(self.classes)],
+            gate: vec![false; max_c],
+            table: vec![[0; TCHUNK]; max_table],
+        }
+    }
+
+    /// Classifies one image with `variant`.
+    ///
+    /// # Panics
+    /// If `variant` is not in [`Variant::available`] (a programming error), or the image has the
+    /// wrong size.
+    pub fn predict(&self, pixels: &[u8], scratch: &mut Scratch, variant: Variant) -> Prediction {
+        self.predict_profiled(pixels, scratch, variant, None)
+    }
+
+    /// [`FastModel::predict`], adding the time of each layer kind to `profile` when given.
+    pub fn predict_profiled(
+        &self,
+        pixels: &[u8],
+        scratch: &mut Scratch,
+        variant: Variant,
+        profile: Option<&mut Profile>,
+    ) -> Prediction {
+        assert_eq!(pixels.len(), self.image_len(), "image of the wrong size");
+        match variant {
+            #[cfg(target_arch = "x86_64")]
+            Variant::Avx512 => {
+                assert!(
+                    Variant::available().contains(&variant),
+                    "AVX-512 not available"
+                );
+                // SAFETY: the CPU supports AVX-512 F/BW/VL/DQ (checked just above), the only
+                // requirement of the target-feature function.
+                unsafe { run_avx512(self, pixels, scratch, profile) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Variant::Avx2 => {
+                assert!(
+                    Variant::available().contains(&variant),
+                    "AVX2 not available"
+                );
+                // SAFETY: the CPU supports AVX2, FMA, BMI1 and BMI2 (checked just above).
+                unsafe { run_avx2(self, pixels, scratch, profile) }
+            }
+            _ => run(self, pixels, scratch, profile),
+        }
+    }
+
+    /// Classifies `images` (concatenated) on `threads` threads (rayon), in order.
+    pub fn predict_batch(
+        &self,
+        images: &[u8],
+        threads: usize,
+        variant: Variant,
+    ) -> Vec<Prediction> {
+        use rayon::prelude::*;
+        let len = self.image_len();
+        if threads <= 1 {
+            let mut scratch = self.scratch();
+            return images
+                .chunks_exact(len)
+                .map(|img| self.predict(img, &mut scratch, variant))
+                .collect();
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool");
+        pool.install(|| {
+            images
+                .par_chunks_exact(len)
+                .map_init(
+                    || self.scratch(),
+                    |scratch, img| self.predict(img, scratch, variant),
+                )
+                .collect()
+        })
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+unsafe fn run_avx512(
+    m: &FastModel,
+    pixels: &[u8],
+    s: &mut Scratch,
+    p: Option<&mut Profile>,
+) -> Prediction {
+    run(m, pixels, s, p)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,bmi1,bmi2")]
+unsafe fn run_avx2(
+    m: &FastModel,
+    pixels: &[u8],
+    s: &mut Scratch,
+    p: Option<&mut Profile>,
+) -> Prediction {
+    run(m, pixels, s, p)
+}
+
+/// One CFLOG from `x` into `f`, using `a1` and `a2` for the accumulators.
+#[inline(always)]
+fn cflog(
+    c: &FastCflog,
+    g: &Geom,
+    x: &[i32],
+    [a1, a2, f]: [&mut [i32]; 3],
+    table: &mut [[i32; TCHUNK]],
+    clock: &mut Clock,
+) {
+    conv(x, a1, g, &c.pw1, Post::Store);
+    clock.lap(1);
+    match &c.inner {
+        Some(t) => conv(a1, a2, g, &c.gconv, Post::Requant(&|o| t.get(o))),
+        None => conv(a1, a2, g, &c.gconv, Post::Store),
+    }
+    clock.lap(2);
+    table_conv(a2, f, g, &c.pw2, Some(&|o| c.out.get(o)), table);
+    clock.lap(3);
+}
+
+/// The network on one image (generic over the instruction set it is inlined into).
+#[inline(always)]
+fn run(m: &FastModel, pixels: &[u8], s: &mut Scratch, profile: Option<&mut Profile>) -> Prediction {
+    let mut clock = Clock {
+        profile,
+        last: None,
+    };
+    clock.lap(0);
+    let g0 = &m.geoms[0];
+    for c in 0..m.in_channels {
+        for y in 0..g0.h {
+            for xx in 0..g0.w {
+                s.input[g0.at(c, y, xx)] = pixels[(c * g0.h + y) * g0.w + xx] as i32;
+            }
+        }
+    }
+    conv(
+        &s.input,
+        &mut s.bufs[0][0],
+        g0,
+        &m.stem,
+        Post::Requant(&|o| m.stem_out.get(o)),
+    );
+    clock.lap(0);
+    let mut current = 0;
+    for (si, (channels, blocks)) in m.stages.iter().enumerate() {
+        if si > 0 {
+            let (before, after) = s.bufs.split_at_mut(si);
+            pool(
+                &before[si - 1][0],
+                &m.geoms[si - 1],
+                &mut after[0][0],
+                &m.geoms[si],
+                *channels,
+            );
+            current = si;
+            clock.lap(5);
+        }
+        let [x, a1, a2, f] = &mut s.bufs[current];
+        for block in blocks {
+            let g = &m.geoms[block.geom];
+            cflog(block, g, x, [a1, a2, f], &mut s.table, &mut clock);
+            if block.residual {
+                let n = block.out.kinds.len();
+                let gate = &mut s.gate[..n];
+                match m.fixed_gate {
+                    Some(on) => gate.fill(on),
+                    None => {
+                        plane_sums(x, g, n, false, &mut s.sums[..n]);
+                        for (bit, (&sum, &t)) in gate.iter_mut().zip(s.sums.iter().zip(&block.gate))
+                        {
+                            *bit = sum >= t as i64;
+                        }
+                    }
+                }
+                mux(x, f, g, gate, m.avg);
+                clock.lap(4);
+            }
+            std::mem::swap(x, f);
+        }
+    }
+    let g = m.geoms.last().expect("one stage at least");
+    let [x, a1, _, _] = &mut s.bufs[current];
+    conv(x, a1, g, &m.head, Post::Store);
+    let sums = &mut s.sums[..m.classes];
+    plane_sums(a1, g, m.classes, true, sums);
+    let logits = logits(sums, &m.multipliers, &m.offsets);
+    clock.lap(6);
+    Prediction {
+        class: argmax(&logits),
+        logits,
+    }
+}
+
+#[cfg(test)]
+mod tests;

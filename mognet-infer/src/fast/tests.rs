@@ -1,0 +1,228 @@
+//! The fast engine against the scalar reference, bit for bit, on random networks, weights,
+//! thresholds and images, for every variant this CPU can run.
+
+use mognet_arch::ca::CaGenerator;
+use mognet_arch::rng::SplitMix64;
+use mognet_arch::{GateMode, MuxInputs, NetSpec, StageSpec};
+
+use super::geom::Geom;
+use super::kernels::{Post, Terms, conv};
+use super::{FastModel, Variant};
+use crate::kernels::conv::ternary_conv;
+use crate::kernels::requant::ChannelRequant;
+use crate::model::{CaLayer, CflogInt, HeadInt, IntModel, MrbInt, StageInt, TernaryWeights};
+
+struct Rng(SplitMix64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0.next_u64() % n
+    }
+    fn ternary(&mut self, n: usize) -> Vec<i8> {
+        (0..n).map(|_| self.below(3) as i8 - 1).collect()
+    }
+    /// Thresholds around `scale`, in any of the three directions.
+    fn requant(&mut self, channels: usize, scale: i64) -> Vec<ChannelRequant> {
+        (0..channels)
+            .map(|_| {
+                let mut t: Vec<i32> = (0..7)
+                    .map(|_| (self.below(2 * scale as u64 + 1) as i64 - scale) as i32)
+                    .collect();
+                t.sort();
+                match self.below(8) {
+                    0 => ChannelRequant::Constant(self.below(8) as u8),
+                    1 | 2 => {
+                        t.reverse();
+                        ChannelRequant::Down(t)
+                    }
+                    _ => ChannelRequant::Up(t),
+                }
+            })
+            .collect()
+    }
+    fn weights(&mut self, out: usize, inputs: usize, k: usize, groups: usize) -> TernaryWeights {
+        TernaryWeights {
+            out,
+            inputs,
+            k,
+            groups,
+            codes: self.ternary(TernaryWeights::len_for(out, inputs, k, groups)),
+        }
+    }
+}
+
+fn random_model(spec: NetSpec, seed: u64) -> IntModel {
+    let mut r = Rng(SplitMix64::new(seed));
+    let k = spec.kernel_size;
+    let [mut h, mut w] = spec.input_size;
+    let mut c = spec.stem_width;
+    let mut stages = Vec::new();
+    for (si, st) in spec.stages.iter().enumerate() {
+        if si > 0 {
+            h /= 2;
+            w /= 2;
+        }
+        let cflog = |c_in: usize, r: &mut Rng| {
+            // As the trainer does: the first seed whose rows are valid.
+            let (generator, weights) = (0..64)
+                .find_map(|_| {
+                    let g = CaGenerator {
+                        rule: 30,
+                        seed: r.0.next_u64(),
+                        warmup: None,
+                    };
+                    g.weights(st.n, st.m).ok().map(|w| (g, w))
+                })
+                .expect("a valid CA seed");
+            CflogInt {
+                pw1: r.weights(st.m, c_in, 1, 1),
+                gconv: r.weights(st.m, st.m, k, st.groups),
+                inner: spec.inner_norm.then(|| r.requant(st.m, 60)),
+                pw2: CaLayer {
+                    weights,
+                    generator,
+                    rows: st.n,
+                    width: st.m,
+                },
+                out: r.requant(st.n, 400),
+            }
+        };
+        let first = cflog(c, &mut r);
+        let blocks = (1..st.blocks)
+            .map(|_| MrbInt {
+                cflog: cflog(st.n, &mut r),
+                gate: (0..st.n)
+                    .map(|_| r.below((7 * h * w) as u64 + 2) as i32)
+                    .collect(),
+            })
+            .collect();
+        stages.push(StageInt { first, blocks });
+        c = st.n;
+    }
+    IntModel {
+        stem: r.weights(spec.stem_width, spec.in_channels, k, 1),
+        stem_out: r.requant(spec.stem_width, 300),
+        head: HeadInt {
+            weights: r.weights(spec.num_classes, c, 1, 1),
+            shift: 20,
+            multipliers: (0..spec.num_classes)
+                .map(|_| r.below(1 << 20) as i32 - (1 << 19))
+                .collect(),
+            offsets: (0..spec.num_classes)
+                .map(|_| r.below(1 << 24) as i32 - (1 << 23))
+                .collect(),
+        },
+        stages,
+        spec,
+    }
+}
+
+fn spec(seed: u64) -> NetSpec {
+    let mut r = Rng(SplitMix64::new(seed));
+    let size = [8, 12, 16][r.below(3) as usize];
+    let stage = |r: &mut Rng| {
+        let groups = [1, 2, 4][r.below(3) as usize];
+        let m = (groups * (1 + r.below(4) as usize)).max(8);
+        StageSpec {
+            n: 1 + r.below(m as u64) as usize,
+            m,
+            groups,
+            blocks: 1 + r.below(3) as usize,
+        }
+    };
+    let stages = (0..1 + r.below(3) as usize)
+        .map(|_| stage(&mut r))
+        .collect();
+    NetSpec {
+        in_channels: [1, 3][r.below(2) as usize],
+        num_classes: 2 + r.below(9) as usize,
+        input_size: [size, size],
+        bits: 3,
+        stem_width: 1 + r.below(10) as usize,
+        kernel_size: [1, 3, 5][r.below(3) as usize],
+        stages,
+        inner_norm: r.below(3) == 0,
+        gate: [
+            GateMode::Tgap,
+            GateMode::Tgap,
+            GateMode::Always,
+            GateMode::Never,
+        ][r.below(4) as usize],
+        mux: [MuxInputs::Avg, MuxInputs::Skip][r.below(2) as usize],
+    }
+}
+
+#[test]
+fn every_variant_matches_the_reference_on_random_networks() {
+    let variants = Variant::available();
+    assert!(variants.contains(&Variant::Portable));
+    for seed in 0..40 {
+        let spec = spec(seed);
+        spec.validate().unwrap();
+        let model = random_model(spec.clone(), seed + 1000);
+        let fast = FastModel::new(&model);
+        let mut rng = SplitMix64::new(seed);
+        let images: Vec<u8> = (0..3 * fast.image_len())
+            .map(|_| rng.next_u64() as u8)
+            .collect();
+        for img in images.chunks_exact(fast.image_len()) {
+            let expected = model.predict(img);
+            for &v in &variants {
+                let mut scratch = fast.scratch();
+                // Twice with the same scratch: nothing of one image leaks into the next.
+                for _ in 0..2 {
+                    assert_eq!(
+                        fast.predict(img, &mut scratch, v),
+                        expected,
+                        "seed {seed} {spec:?} {v:?}"
+                    );
+                }
+            }
+        }
+        let batch = fast.predict_batch(&images, 2, Variant::detect());
+        let one = fast.predict_batch(&images, 1, Variant::Portable);
+        assert_eq!(batch, one);
+    }
+}
+
+#[test]
+fn convolution_kernel_matches_the_reference_on_random_shapes() {
+    for seed in 0..30 {
+        let mut r = Rng(SplitMix64::new(seed));
+        let groups = [1, 2, 3][r.below(3) as usize];
+        let (c_in, c_out) = (
+            groups * (1 + r.below(5) as usize),
+            groups * (1 + r.below(5) as usize),
+        );
+        let k = [1, 3, 5][r.below(3) as usize];
+        let (h, w) = (1 + r.below(12) as usize, 1 + r.below(12) as usize);
+        let weights = r.ternary(TernaryWeights::len_for(c_out, c_in, k, groups));
+        let input: Vec<i32> = (0..c_in * h * w)
+            .map(|_| r.below(2001) as i32 - 1000)
+            .collect();
+        let expected = ternary_conv(&input, c_in, h, w, &weights, c_out, k, groups);
+        let g = Geom::new(h, w, k / 2);
+        let mut planes = vec![0; g.buffer_len(c_in.max(c_out))];
+        for c in 0..c_in {
+            for y in 0..h {
+                for x in 0..w {
+                    planes[g.at(c, y, x)] = input[(c * h + y) * w + x];
+                }
+            }
+        }
+        let terms = Terms::new(&weights, c_out, c_in, k, groups, &g);
+        let mut out = vec![0; planes.len()];
+        conv(&planes, &mut out, &g, &terms, Post::Store);
+        for o in 0..c_out {
+            for y in 0..h {
+                for x in 0..w {
+                    assert_eq!(
+                        out[g.at(o, y, x)],
+                        expected[(o * h + y) * w + x],
+                        "seed {seed}"
+                    );
+                }
+            }
+        }
+    }
+}
