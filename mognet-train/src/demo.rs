@@ -182,8 +182,9 @@ impl DemoReport {
             (
                 "integer images/s",
                 format!(
-                    "{:.0} (scalar reference kernels, all cores)",
-                    self.int_images_per_sec
+                    "{:.0} (fast kernels: {}, all cores)",
+                    self.int_images_per_sec,
+                    mognet_infer::fast::Variant::detect().name()
                 ),
             ),
         ];
