@@ -2,7 +2,7 @@
 
 use burn::config::Config;
 use burn::module::{Module, Param};
-use burn::nn::BatchNormConfig;
+use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
@@ -365,6 +365,53 @@ impl Mognet {
             tr.head_sums = Some(sums);
         }
         logits
+    }
+
+    /// Every batch norm of the network, in execution order.
+    pub fn batch_norms_mut(&mut self) -> Vec<&mut BatchNorm> {
+        let mut out = vec![&mut self.stem.out.bn];
+        for stage in &mut self.stages {
+            let cflogs = std::iter::once(&mut stage.first)
+                .chain(stage.blocks.iter_mut().map(|b| &mut b.cflog));
+            for cflog in cflogs {
+                if let Some(inner) = &mut cflog.inner {
+                    out.push(&mut inner.bn);
+                }
+                out.push(&mut cflog.out.bn);
+            }
+        }
+        out.push(&mut self.head.bn);
+        out
+    }
+
+    /// Re-estimates every batch norm's running statistics as the plain average of its batch
+    /// statistics over `batches` (training-mode forwards on an autodiff device, no gradient
+    /// step). During training the running averages trail weights that move quickly; after this
+    /// the eval-mode model (and so the exported integer model) normalizes with statistics of the
+    /// final weights. Momentum is restored afterwards.
+    ///
+    /// # Shapes
+    /// - each batch: `[batch, in_channels, h, w]`, pixel values `p / 255`
+    pub fn recalibrate_batch_norms(&mut self, batches: impl IntoIterator<Item = Tensor<4>>) {
+        let momentum: Vec<f64> = self
+            .batch_norms_mut()
+            .iter()
+            .map(|bn| bn.momentum)
+            .collect();
+        for (k, x) in batches.into_iter().enumerate() {
+            assert!(
+                x.device().is_autodiff(),
+                "batch statistics need the training path"
+            );
+            for bn in self.batch_norms_mut() {
+                // 1/(k+1): the running value becomes the mean of the k+1 batches seen.
+                bn.momentum = 1.0 / (k as f64 + 1.0);
+            }
+            let _ = self.forward(x.detach());
+        }
+        for (bn, m) in self.batch_norms_mut().into_iter().zip(momentum) {
+            bn.momentum = m;
+        }
     }
 
     /// Sum of every ternary layer's level-balancing regularizer, `[1]`.

@@ -81,7 +81,9 @@ pub fn demo(
 
     // Size the run to the budget: measure a step, then train as many whole epochs (or, below
     // one epoch, as many images) as fit, so the one-cycle schedule completes in time.
-    let batch = 64;
+    // Small batches and no augmentation learn the most from one pass over 6,000 images
+    // (measured: 77.7% after one epoch against 70.7% with batch 64 and augmentation).
+    let batch = 32;
     log("measuring training speed...");
     let rate = train_step(&model, batch, 1, 2, &selected.device).images_per_sec;
     let budget_images = (rate * minutes * 60.0 * 0.9) as usize;
@@ -100,6 +102,7 @@ pub fn demo(
         train: TrainConfig::new(kind, data_dir.to_path_buf())
             .with_epochs(epochs)
             .with_batch_size(batch)
+            .with_augment(Some(mognet_data::Augment::NONE))
             .with_limit_train(limit)
             .with_time_budget_minutes(Some(minutes * 1.5))
             .with_seed(1),

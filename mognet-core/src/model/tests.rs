@@ -297,3 +297,33 @@ fn sgd_memorises_a_fixed_batch() {
     let last = *losses.last().unwrap();
     assert!(last < 0.5 * first, "loss {first} -> {last}: {losses:?}");
 }
+
+#[test]
+fn recalibrated_batch_norms_hold_the_average_of_batch_statistics() {
+    let device = Device::flex().autodiff();
+    let mut model = tiny_config().init(&device).unwrap();
+    let batches: Vec<Tensor<4>> = (0..3).map(|i| images(8, 1, 16, 40 + i, &device)).collect();
+    model.recalibrate_batch_norms(batches.clone());
+    let mean_after: Vec<f32> = to_vec(model.stem.out.bn.running_mean.value_sync());
+    // The stem's statistics do not depend on later layers: average the three batches' means.
+    let mut expected = vec![0.0f32; 8];
+    for x in &batches {
+        let probe = tiny_config().init(&device).unwrap();
+        let mut probe = probe;
+        for bn in probe.batch_norms_mut() {
+            bn.momentum = 1.0;
+        }
+        let _ = probe.forward(x.clone());
+        for (e, v) in expected
+            .iter_mut()
+            .zip(to_vec(probe.stem.out.bn.running_mean.value_sync()))
+        {
+            *e += v / 3.0;
+        }
+    }
+    for (a, e) in mean_after.iter().zip(&expected) {
+        assert!((a - e).abs() < 1e-5 * e.abs().max(1.0), "{a} vs {e}");
+    }
+    assert_eq!(model.stem.out.bn.momentum, 0.1, "momentum restored");
+    assert_eq!(model.batch_norms_mut().len(), 1 + 4 + 1);
+}

@@ -75,6 +75,11 @@ pub struct TrainConfig {
     /// Stop (after checkpointing) once this many minutes have passed. Default: none.
     #[config(default = "None")]
     pub time_budget_minutes: Option<f64>,
+    /// Training images (the first ones, not augmented) over which batch-norm statistics are
+    /// re-estimated after each epoch, before validation and before the best model is saved; 0
+    /// keeps the running averages of training. Default: 2048.
+    #[config(default = 2048)]
+    pub bn_recalibration: usize,
     /// Stop after this many epochs in this session (checkpointed; continue with resume).
     /// Like the time budget, it belongs to the session, not the run. Default: none.
     #[config(default = "None")]
@@ -114,15 +119,49 @@ impl RunConfig {
         write_atomic(&Self::path(run), &json)
     }
 
-    /// Reads `RUN_DIR/config.json`.
+    /// Reads `RUN_DIR/config.json`. Fields added to the configs after the run was written take
+    /// their documented defaults.
     pub fn load(run: &Path) -> Result<Self, CheckpointError> {
         let path = Self::path(run);
         let bytes = read(&path)?;
+        let corrupt = |detail: String| CheckpointError::Corrupt {
+            path: path.clone(),
+            detail,
+        };
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let train = value
+            .get("train")
+            .cloned()
+            .ok_or_else(|| corrupt("no \"train\" entry".into()))?;
+        let defaults = |v: &serde_json::Value| -> Option<serde_json::Value> {
+            let dataset = serde_json::from_value(v.get("dataset")?.clone()).ok()?;
+            let dir = serde_json::from_value(v.get("data_dir")?.clone()).ok()?;
+            serde_json::to_value(TrainConfig::new(dataset, dir)).ok()
+        };
+        if let (Some(serde_json::Value::Object(d)), Some(serde_json::Value::Object(t))) =
+            (defaults(&train), value.get_mut("train"))
+        {
+            for (k, v) in d {
+                t.entry(k).or_insert(v);
+            }
+        }
+        if let (Some(m), Some(serde_json::Value::Object(model))) =
+            (value.get("model").cloned(), value.get_mut("model"))
+        {
+            let required = (m.get("stem_width").cloned(), m.get("stages").cloned());
+            if let (Some(sw), Some(st)) = required
+                && let (Ok(sw), Ok(st)) = (serde_json::from_value(sw), serde_json::from_value(st))
+                && let Ok(serde_json::Value::Object(d)) =
+                    serde_json::to_value(MognetConfig::new(sw, st))
+            {
+                for (k, v) in d {
+                    model.entry(k).or_insert(v);
+                }
+            }
+        }
         let config: RunConfig =
-            serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt {
-                path: path.clone(),
-                detail: e.to_string(),
-            })?;
+            serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
         config
             .model
             .spec()
@@ -132,5 +171,42 @@ impl RunConfig {
                 detail: e.to_string(),
             })?;
         Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mognet_core::Preset;
+
+    #[test]
+    fn configs_written_before_a_field_existed_load_with_its_default() {
+        let dir = std::env::temp_dir().join(format!("mognet-config-compat-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = RunConfig {
+            model: MognetConfig::preset(Preset::S, 1, 10).with_head_gamma_init(3.0),
+            train: TrainConfig::new(DatasetKind::FashionMnist, "data".into())
+                .with_bn_recalibration(7)
+                .with_epochs(4),
+        };
+        let mut value = serde_json::to_value(&run).unwrap();
+        value["train"]
+            .as_object_mut()
+            .unwrap()
+            .remove("bn_recalibration");
+        value["model"]
+            .as_object_mut()
+            .unwrap()
+            .remove("head_gamma_init");
+        std::fs::write(RunConfig::path(&dir), value.to_string()).unwrap();
+        let loaded = RunConfig::load(&dir).unwrap();
+        assert_eq!(loaded.train.bn_recalibration, 2048);
+        assert_eq!(loaded.model.head_gamma_init, 8.0);
+        assert_eq!(loaded.train.epochs, 4);
+        // A file that is not a run config at all is still an error naming it.
+        std::fs::write(RunConfig::path(&dir), b"{\"model\": 1}").unwrap();
+        let err = RunConfig::load(&dir).unwrap_err().to_string();
+        assert!(err.contains("config.json"), "{err}");
+        std::fs::remove_dir_all(dir).ok();
     }
 }

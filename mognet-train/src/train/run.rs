@@ -331,6 +331,7 @@ pub fn train(
     let budget = t
         .time_budget_minutes
         .map(|m| std::time::Duration::from_secs_f64(m * 60.0));
+    let bs = t.batch_size.max(1);
     let mut outcome_epochs = Vec::new();
     let mut stopped_by_budget = false;
 
@@ -345,7 +346,6 @@ pub fn train(
         };
         // Batches are built on a helper thread, in order, while the device works.
         let (tx, rx) = sync_channel::<(TensorData, TensorData)>(3);
-        let bs = t.batch_size.max(1);
         let producer = std::thread::spawn(move || {
             for chunk in order.chunks(bs) {
                 let items: Vec<_> = chunk
@@ -420,6 +420,18 @@ pub fn train(
         pb.finish_and_clear();
         let train_seconds = epoch_start.elapsed().as_secs_f64();
 
+        if t.bn_recalibration > 0 {
+            // The running averages trail weights that moved a lot this epoch: re-estimate them
+            // from the final weights, deterministically (first images, no augmentation).
+            let n = t.bn_recalibration.min(train_set.len());
+            let batches = (0..n).step_by(bs).map(|start| {
+                let items: Vec<_> = (start..(start + bs).min(n))
+                    .map(|i| train_set.item(i).expect("index within the set"))
+                    .collect();
+                Tensor::<4>::from_data(batcher.host_data(&items).0, &ad)
+            });
+            model.recalibrate_batch_norms(batches);
+        }
         let eval_model = model.valid();
         let eval_device = device.clone();
         let vb = bar(
