@@ -7,6 +7,7 @@ pub mod augment;
 #[cfg(feature = "burn")]
 pub mod batcher;
 pub mod cifar;
+pub mod cli;
 pub mod error;
 pub mod idx;
 pub mod image_set;

@@ -7,7 +7,8 @@ use burn::tensor::Device;
 use clap::{Parser, Subcommand, ValueEnum};
 use mognet_arch::Summary;
 use mognet_core::persist::{RunWeights, load_run_model};
-use mognet_data::{Cifar100Label, DatasetKind, ImageSet, Split};
+use mognet_data::cli::DataArgs;
+use mognet_data::{ImageSet, Split};
 use mognet_infer::fast::{FastModel, Variant};
 use mognet_infer::fold::fold;
 use mognet_infer::parity::accuracy;
@@ -62,31 +63,23 @@ enum PackingArg {
 
 /// A dataset's test split.
 #[derive(Debug, Clone, clap::Args)]
-struct DataArgs {
-    /// Dataset.
-    #[arg(long, value_enum)]
-    dataset: DatasetKind,
-    /// Folder with the dataset's files.
-    #[arg(long)]
-    data_dir: PathBuf,
-    /// CIFAR-100 label set.
-    #[arg(long, value_enum, default_value = "fine")]
-    cifar100_label: Cifar100Label,
+struct TestSet {
+    #[command(flatten)]
+    data: DataArgs,
     /// Use the first N test images only.
     #[arg(long)]
     limit: Option<usize>,
 }
 
-impl DataArgs {
+impl TestSet {
     fn load(&self) -> Result<ImageSet> {
-        let set = self
-            .dataset
-            .load(&self.data_dir, Split::Test, self.cifar100_label)
-            .with_context(|| format!("loading the {} test set", self.dataset.name()))?;
-        Ok(match self.limit {
-            Some(n) => set.truncated(n),
-            None => set,
-        })
+        self.data
+            .load(Split::Test, self.limit)
+            .with_context(|| format!("loading the {} test set", self.data.dataset.name()))
+    }
+
+    fn name(&self) -> &'static str {
+        self.data.dataset.name()
     }
 }
 
@@ -119,7 +112,7 @@ enum Command {
         #[arg(long)]
         model: PathBuf,
         #[command(flatten)]
-        data: DataArgs,
+        data: TestSet,
     },
     /// Compare the float model (Burn, eval mode) and the integer engine code by code.
     Parity {
@@ -133,7 +126,7 @@ enum Command {
         #[arg(long)]
         model: PathBuf,
         #[command(flatten)]
-        data: DataArgs,
+        data: TestSet,
     },
     /// Benchmark the fast integer engine: images/s (median), MAC/s, kernel variant, time per
     /// layer kind, the measured roofline; `--compare` adds the scalar reference and Burn's Flex
@@ -311,10 +304,10 @@ fn check_shape(model: &IntModel, set: &ImageSet, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn eval(path: &Path, data: &DataArgs) -> Result<()> {
+fn eval(path: &Path, data: &TestSet) -> Result<()> {
     let (model, _) = IntModel::load(path)?;
     let set = data.load()?;
-    check_shape(&model, &set, data.dataset.name())?;
+    check_shape(&model, &set, data.name())?;
     let (correct, rate) = accuracy(&model, &set);
     println!(
         "{} images at {rate:.0} images/s ({} threads, fast kernels: {})",
@@ -330,7 +323,7 @@ fn eval(path: &Path, data: &DataArgs) -> Result<()> {
     Ok(())
 }
 
-fn parity(run: &Path, which: RunWeights, path: &Path, data: &DataArgs) -> Result<()> {
+fn parity(run: &Path, which: RunWeights, path: &Path, data: &TestSet) -> Result<()> {
     let device = Device::flex();
     let (config, float_model) = load_run_model(run, which, &device)?;
     let (model, _) = IntModel::load(path)?;
@@ -342,7 +335,7 @@ fn parity(run: &Path, which: RunWeights, path: &Path, data: &DataArgs) -> Result
         );
     }
     let set = data.load()?;
-    check_shape(&model, &set, data.dataset.name())?;
+    check_shape(&model, &set, data.name())?;
     let (_, fold_report) = fold(&float_model, &config)?;
     let report =
         mognet_infer::parity::parity(&float_model, &config, &fold_report, &model, &set, &device);

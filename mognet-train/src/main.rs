@@ -6,7 +6,8 @@ use anyhow::{Context as _, Result, bail};
 use burn::tensor::{Tensor, TensorData};
 use clap::{Parser, Subcommand, ValueEnum};
 use mognet_core::persist::{RunWeights, load_run_model};
-use mognet_train::data::{Cifar100Label, DatasetKind, Split};
+use mognet_train::data::Split;
+use mognet_train::data::cli::DataArgs;
 use mognet_train::eval::evaluate;
 use mognet_train::model_args::ModelArgs;
 use mognet_train::train::{OptimizerKind, RunConfig, Schedule, TrainConfig, train};
@@ -21,20 +22,6 @@ use mognet_train::{BackendChoice, bench, demo};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-/// Where the data is.
-#[derive(Debug, Clone, clap::Args)]
-struct DataArgs {
-    /// Dataset.
-    #[arg(long, value_enum)]
-    dataset: DatasetKind,
-    /// Folder with the dataset's files (see `datasets/fetch`).
-    #[arg(long)]
-    data_dir: PathBuf,
-    /// CIFAR-100 label set.
-    #[arg(long, value_enum, default_value = "fine")]
-    cifar100_label: Cifar100Label,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -343,13 +330,8 @@ fn eval_command(
     };
     let (config, model) = load_run_model(run_dir, which, &selected.device)?;
     let set = data
-        .dataset
-        .load(&data.data_dir, Split::Test, data.cifar100_label)
+        .load(Split::Test, limit)
         .with_context(|| format!("loading the {} test set", data.dataset.name()))?;
-    let set = match limit {
-        Some(n) => set.truncated(n),
-        None => set,
-    };
     if set.channels != config.in_channels || set.num_classes != config.num_classes {
         bail!(
             "the run's model takes {} channels and {} classes; {} has {} and {}",
