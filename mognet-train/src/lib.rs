@@ -8,6 +8,7 @@ pub mod bench;
 pub mod demo;
 pub mod eval;
 pub mod model_args;
+pub mod plot;
 pub mod train;
 
 pub use backend::{BackendChoice, Selected};

@@ -99,6 +99,15 @@ enum Command {
     },
     /// Train a model; checkpoints, metrics and the best model go to --out.
     Train(TrainArgs),
+    /// Draw a run's training curves (loss and accuracy per epoch) as a PNG.
+    Plot {
+        /// The run folder (reads its metrics.jsonl).
+        #[arg(long)]
+        run: PathBuf,
+        /// The picture; default RUN_DIR/curves.png.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Float accuracy of a run's model; last line `accuracy: 0.xxxx (correct/total)`.
     Eval {
         /// The run folder.
@@ -193,6 +202,12 @@ fn main() -> Result<()> {
             backend,
         } => summary(&model, forward, backend),
         Command::Train(args) => train_command(args),
+        Command::Plot { run, out } => {
+            let out = out.unwrap_or_else(|| run.join("curves.png"));
+            let epochs = mognet_train::plot::plot_run(&run, &out)?;
+            println!("wrote {} ({epochs} epochs)", out.display());
+            Ok(())
+        }
         Command::Demo {
             out,
             data_dir,
