@@ -44,6 +44,8 @@ impl From<Which> for RunWeights {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum VariantArg {
+    /// AVX-512 with VNNI for the 1x1 convolutions on codes.
+    Avx512Vnni,
     /// AVX-512.
     Avx512,
     /// AVX2.
@@ -219,6 +221,7 @@ fn main() -> Result<()> {
                 _ => bail!("give --model, --run or --preset"),
             };
             let variant = variant.map(|v| match v {
+                VariantArg::Avx512Vnni => Variant::Avx512Vnni,
                 VariantArg::Avx512 => Variant::Avx512,
                 VariantArg::Avx2 => Variant::Avx2,
                 VariantArg::Portable => Variant::Portable,

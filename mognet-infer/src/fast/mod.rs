@@ -6,6 +6,7 @@
 pub mod geom;
 pub mod kernels;
 pub mod peak;
+pub mod vnni;
 
 use crate::engine::Prediction;
 use crate::kernels::head::{argmax, logits};
@@ -13,10 +14,13 @@ use crate::kernels::requant::ChannelRequant;
 use crate::model::{CflogInt, IntModel};
 use geom::Geom;
 use kernels::{Post, Rq, TCHUNK, TableConv, Terms, conv, mux, plane_sums, pool, table_conv};
+use vnni::DotConv;
 
 /// A compiled variant of the kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variant {
+    /// AVX-512 with VNNI: as [`Variant::Avx512`], PW1 layers with `vpdpbusd` on packed codes.
+    Avx512Vnni,
     /// AVX-512 (F, BW, VL, DQ): 512-bit vectors.
     Avx512,
     /// AVX2 (with FMA, BMI): 256-bit vectors.
@@ -36,6 +40,9 @@ impl Variant {
                 && std::arch::is_x86_feature_detected!("avx512vl")
                 && std::arch::is_x86_feature_detected!("avx512dq")
             {
+                if std::arch::is_x86_feature_detected!("avx512vnni") {
+                    v.push(Variant::Avx512Vnni);
+                }
                 v.push(Variant::Avx512);
             }
             if std::arch::is_x86_feature_detected!("avx2")
@@ -58,6 +65,7 @@ impl Variant {
     /// Name for reports.
     pub fn name(self) -> &'static str {
         match self {
+            Variant::Avx512Vnni => "avx512-vnni",
             Variant::Avx512 => "avx512",
             Variant::Avx2 => "avx2",
             Variant::Portable => "portable",
@@ -112,6 +120,7 @@ impl Table {
 struct FastCflog {
     geom: usize,
     pw1: Terms,
+    pw1_dot: DotConv,
     gconv: Terms,
     inner: Option<Table>,
     pw2: TableConv,
@@ -187,6 +196,7 @@ pub struct Scratch {
     sums: Vec<i64>,
     gate: Vec<bool>,
     table: Vec<[i32; TCHUNK]>,
+    packed: Vec<i32>,
 }
 
 impl FastModel {
@@ -213,6 +223,7 @@ impl FastModel {
         let fast_cflog = |c: &CflogInt, g: usize, gate: &[i32], residual: bool| FastCflog {
             geom: g,
             pw1: Terms::new(&c.pw1.codes, c.pw1.out, c.pw1.inputs, 1, 1, &geoms[g]),
+            pw1_dot: DotConv::new(&c.pw1.codes, c.pw1.out, c.pw1.inputs),
             gconv: Terms::new(
                 &c.gconv.codes,
                 c.gconv.out,
@@ -294,7 +305,14 @@ impl FastModel {
             .flat_map(|(_, b)| b.iter().map(|c| c.pw2.blocks * c.pw2.entries()))
             .max()
             .unwrap_or(0);
+        let max_packed = self
+            .stages
+            .iter()
+            .flat_map(|(_, b)| b.iter().map(|c| c.pw1_dot.scratch_len()))
+            .max()
+            .unwrap_or(0);
         Scratch {
+            packed: vec![0; max_packed],
             input: vec![0; self.geoms[0].buffer_len(self.in_channels)],
             bufs: self
                 .buffers
@@ -327,6 +345,16 @@ impl FastModel {
         assert_eq!(pixels.len(), self.image_len(), "image of the wrong size");
         match variant {
             #[cfg(target_arch = "x86_64")]
+            Variant::Avx512Vnni => {
+                assert!(
+                    Variant::available().contains(&variant),
+                    "AVX-512 VNNI not available"
+                );
+                // SAFETY: the CPU supports AVX-512 F/BW/VL/DQ/VNNI (checked just above), the
+                // only requirement of the target-feature function.
+                unsafe { run_avx512_vnni(self, pixels, scratch, profile) }
+            }
+            #[cfg(target_arch = "x86_64")]
             Variant::Avx512 => {
                 assert!(
                     Variant::available().contains(&variant),
@@ -345,7 +373,7 @@ impl FastModel {
                 // SAFETY: the CPU supports AVX2, FMA, BMI1 and BMI2 (checked just above).
                 unsafe { run_avx2(self, pixels, scratch, profile) }
             }
-            _ => run(self, pixels, scratch, profile),
+            _ => run::<false>(self, pixels, scratch, profile),
         }
     }
 
@@ -382,6 +410,17 @@ impl FastModel {
 }
 
 #[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+unsafe fn run_avx512_vnni(
+    m: &FastModel,
+    pixels: &[u8],
+    s: &mut Scratch,
+    p: Option<&mut Profile>,
+) -> Prediction {
+    run::<true>(m, pixels, s, p)
+}
+
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 unsafe fn run_avx512(
     m: &FastModel,
@@ -389,7 +428,7 @@ unsafe fn run_avx512(
     s: &mut Scratch,
     p: Option<&mut Profile>,
 ) -> Prediction {
-    run(m, pixels, s, p)
+    run::<false>(m, pixels, s, p)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -400,19 +439,30 @@ unsafe fn run_avx2(
     s: &mut Scratch,
     p: Option<&mut Profile>,
 ) -> Prediction {
-    run(m, pixels, s, p)
+    run::<false>(m, pixels, s, p)
 }
 
-/// One CFLOG from `x` into `f`, using `a1` and `a2` for the accumulators.
+/// One CFLOG from `x` into `f`, using `a1` and `a2` for the accumulators; `VNNI` picks the
+/// `vpdpbusd` PW1 (only inlined into a function compiled with AVX-512 VNNI).
 #[inline(always)]
-fn cflog(
+fn cflog<const VNNI: bool>(
     c: &FastCflog,
     g: &Geom,
     x: &[i32],
     [a1, a2, f]: [&mut [i32]; 3],
     table: &mut [[i32; TCHUNK]],
+    packed: &mut [i32],
     clock: &mut Clock,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if VNNI {
+        // SAFETY: `VNNI` is true only in `run_avx512_vnni`, entered after checking the CPU's
+        // AVX-512 VNNI; the scratch was sized by `FastModel::scratch` for every PW1.
+        unsafe { vnni::dot_conv(x, a1, g, &c.pw1_dot, packed) };
+    } else {
+        conv(x, a1, g, &c.pw1, Post::Store);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
     conv(x, a1, g, &c.pw1, Post::Store);
     clock.lap(1);
     match &c.inner {
@@ -426,7 +476,12 @@ fn cflog(
 
 /// The network on one image (generic over the instruction set it is inlined into).
 #[inline(always)]
-fn run(m: &FastModel, pixels: &[u8], s: &mut Scratch, profile: Option<&mut Profile>) -> Prediction {
+fn run<const VNNI: bool>(
+    m: &FastModel,
+    pixels: &[u8],
+    s: &mut Scratch,
+    profile: Option<&mut Profile>,
+) -> Prediction {
     let mut clock = Clock {
         profile,
         last: None,
@@ -465,7 +520,15 @@ fn run(m: &FastModel, pixels: &[u8], s: &mut Scratch, profile: Option<&mut Profi
         let [x, a1, a2, f] = &mut s.bufs[current];
         for block in blocks {
             let g = &m.geoms[block.geom];
-            cflog(block, g, x, [a1, a2, f], &mut s.table, &mut clock);
+            cflog::<VNNI>(
+                block,
+                g,
+                x,
+                [a1, a2, f],
+                &mut s.table,
+                &mut s.packed,
+                &mut clock,
+            );
             if block.residual {
                 let n = block.out.kinds.len();
                 let gate = &mut s.gate[..n];
