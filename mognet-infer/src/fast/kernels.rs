@@ -302,6 +302,26 @@ pub fn requant_chunk<const N: usize>(acc: &[i32; N], rq: Rq) -> [i32; N] {
     code
 }
 
+/// An element type of feature-map buffers: i32, or i16 where the values provably fit.
+pub trait Element: Copy + Default {
+    /// `v`, which the caller has proved to fit.
+    fn from_i32(v: i32) -> Self;
+}
+
+impl Element for i32 {
+    #[inline(always)]
+    fn from_i32(v: i32) -> i32 {
+        v
+    }
+}
+
+impl Element for i16 {
+    #[inline(always)]
+    fn from_i32(v: i32) -> i16 {
+        v as i16
+    }
+}
+
 /// What a convolution does with its accumulators.
 #[derive(Clone, Copy)]
 pub enum Post<'a> {
@@ -312,12 +332,12 @@ pub enum Post<'a> {
 }
 
 /// A whole ternary (or +-1) convolution over the interior rows of `geom`, from `input` to
-/// `output` (both laid out by `geom`).
+/// `output` (both laid out by `geom`; `output` may be i16 where the accumulators fit it).
 ///
 /// The pixel chunk is the outer loop: all output channels of one chunk read the same few
 /// kilobytes of every input plane, which stay in L1 while the chunk is worked on.
 #[inline(always)]
-pub fn conv(input: &[i32], output: &mut [i32], geom: &Geom, terms: &Terms, post: Post) {
+pub fn conv<E: Element>(input: &[i32], output: &mut [E], geom: &Geom, terms: &Terms, post: Post) {
     let mut f = geom.start;
     while f < geom.end {
         let n = CHUNK.min(geom.end - f);
@@ -327,17 +347,27 @@ pub fn conv(input: &[i32], output: &mut [i32], geom: &Geom, terms: &Terms, post:
             let acc = conv_chunk(input, geom.front + f, plus, minus);
             let out_base = geom.front + o * geom.plane;
             let dst = &mut output[out_base + f..out_base + f + n];
-            match post {
-                Post::Store => dst.copy_from_slice(&acc[..n]),
-                Post::Requant(rq) => {
-                    let codes = requant_chunk(&acc, rq(o));
-                    for i in 0..n {
-                        dst[i] = codes[i] & mask[i];
-                    }
-                }
-            }
+            store(dst, &acc, mask, post, o);
         }
         f += n;
+    }
+}
+
+/// Stores a chunk's accumulators (or their codes, border columns zeroed) into `dst`.
+#[inline(always)]
+pub fn store<E: Element>(dst: &mut [E], acc: &[i32; CHUNK], mask: &[i32], post: Post, o: usize) {
+    match post {
+        Post::Store => {
+            for (d, &a) in dst.iter_mut().zip(acc) {
+                *d = E::from_i32(a);
+            }
+        }
+        Post::Requant(rq) => {
+            let codes = requant_chunk(acc, rq(o));
+            for ((d, &c), &m) in dst.iter_mut().zip(&codes).zip(mask) {
+                *d = E::from_i32(c & m);
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! compiled per instruction set and picked at run time.
 
 pub mod geom;
+pub mod half;
 pub mod kernels;
 pub mod peak;
 pub mod vnni;
@@ -13,6 +14,7 @@ use crate::kernels::head::{argmax, logits};
 use crate::kernels::requant::ChannelRequant;
 use crate::model::{CflogInt, IntModel};
 use geom::Geom;
+use half::{Segments, conv_half, pointwise_bounds};
 use kernels::{Post, Rq, TCHUNK, TableConv, Terms, conv, mux, plane_sums, pool, table_conv};
 use vnni::DotConv;
 
@@ -122,6 +124,8 @@ struct FastCflog {
     pw1: Terms,
     pw1_dot: DotConv,
     gconv: Terms,
+    /// The grouped convolution on i16 PW1 sums; `None` when they may not fit i16.
+    gconv_half: Option<Segments>,
     inner: Option<Table>,
     pw2: TableConv,
     out: Table,
@@ -197,6 +201,8 @@ pub struct Scratch {
     gate: Vec<bool>,
     table: Vec<[i32; TCHUNK]>,
     packed: Vec<i32>,
+    /// Per geometry: the i16 PW1 sums.
+    half: Vec<Vec<i16>>,
 }
 
 impl FastModel {
@@ -231,6 +237,15 @@ impl FastModel {
                 c.gconv.k,
                 c.gconv.groups,
                 &geoms[g],
+            ),
+            gconv_half: Segments::new(
+                &c.gconv.codes,
+                c.gconv.out,
+                c.gconv.inputs,
+                c.gconv.k,
+                c.gconv.groups,
+                &geoms[g],
+                &pointwise_bounds(&c.pw1.codes, c.pw1.out, c.pw1.inputs, q as i64),
             ),
             inner: c.inner.as_ref().map(|t| Table::new(t, q)),
             pw2: TableConv::new(&c.pw2.weights, c.pw2.rows, c.pw2.width, true, &geoms[g]),
@@ -313,6 +328,7 @@ impl FastModel {
             .unwrap_or(0);
         Scratch {
             packed: vec![0; max_packed],
+            half: self.buffers.iter().map(|&n| vec![0; n]).collect(),
             input: vec![0; self.geoms[0].buffer_len(self.in_channels)],
             bufs: self
                 .buffers
@@ -450,24 +466,36 @@ fn cflog<const VNNI: bool>(
     g: &Geom,
     x: &[i32],
     [a1, a2, f]: [&mut [i32]; 3],
+    half: &mut [i16],
     table: &mut [[i32; TCHUNK]],
     packed: &mut [i32],
     clock: &mut Clock,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if VNNI {
-        // SAFETY: `VNNI` is true only in `run_avx512_vnni`, entered after checking the CPU's
-        // AVX-512 VNNI; the scratch was sized by `FastModel::scratch` for every PW1.
-        unsafe { vnni::dot_conv(x, a1, g, &c.pw1_dot, packed) };
-    } else {
-        conv(x, a1, g, &c.pw1, Post::Store);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    conv(x, a1, g, &c.pw1, Post::Store);
-    clock.lap(1);
-    match &c.inner {
-        Some(t) => conv(a1, a2, g, &c.gconv, Post::Requant(&|o| t.get(o))),
-        None => conv(a1, a2, g, &c.gconv, Post::Store),
+    let post = match &c.inner {
+        Some(t) => Post::Requant(&|o| t.get(o)),
+        None => Post::Store,
+    };
+    match &c.gconv_half {
+        Some(segments) => {
+            #[cfg(target_arch = "x86_64")]
+            if VNNI {
+                // SAFETY: `VNNI` is true only in `run_avx512_vnni`, entered after checking the
+                // CPU's AVX-512 F/BW/VL/VNNI; the scratch was sized by `FastModel::scratch` for
+                // every PW1; the sums fit i16 (`gconv_half` exists only then).
+                unsafe { vnni::dot_conv(x, half, g, &c.pw1_dot, packed) };
+            } else {
+                conv(x, half, g, &c.pw1, Post::Store);
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            conv(x, half, g, &c.pw1, Post::Store);
+            clock.lap(1);
+            conv_half(half, a2, g, segments, post);
+        }
+        None => {
+            conv(x, a1, g, &c.pw1, Post::Store);
+            clock.lap(1);
+            conv(a1, a2, g, &c.gconv, post);
+        }
     }
     clock.lap(2);
     table_conv(a2, f, g, &c.pw2, Some(&|o| c.out.get(o)), table);
@@ -525,6 +553,7 @@ fn run<const VNNI: bool>(
                 g,
                 x,
                 [a1, a2, f],
+                &mut s.half[current],
                 &mut s.table,
                 &mut s.packed,
                 &mut clock,

@@ -79,7 +79,7 @@ pub fn measure(variant: Variant) -> Peak {
     let i32_adds = match variant {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: callers pass a variant from `Variant::available()`, whose features the CPU has.
-        Variant::Avx512 => time(|| unsafe { avx512_adds(ITERS) }),
+        Variant::Avx512 | Variant::Avx512Vnni => time(|| unsafe { avx512_adds(ITERS) }),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, for AVX2.
         Variant::Avx2 => time(|| unsafe { avx2_adds(ITERS) }),

@@ -226,3 +226,45 @@ fn convolution_kernel_matches_the_reference_on_random_shapes() {
         }
     }
 }
+
+#[test]
+fn pw1_sums_too_wide_for_i16_take_the_i32_path() {
+    // 7500 input channels: about 5000 nonzero weights per PW1 row, sums up to ~35000.
+    let spec = NetSpec {
+        in_channels: 1,
+        num_classes: 3,
+        input_size: [4, 4],
+        bits: 3,
+        stem_width: 7500,
+        kernel_size: 3,
+        stages: vec![StageSpec {
+            n: 8,
+            m: 8,
+            groups: 2,
+            blocks: 2,
+        }],
+        inner_norm: false,
+        gate: GateMode::Tgap,
+        mux: MuxInputs::Avg,
+    };
+    spec.validate().unwrap();
+    let model = random_model(spec, 7);
+    let fast = FastModel::new(&model);
+    let blocks = &fast.stages[0].1;
+    assert!(blocks[0].gconv_half.is_none(), "the wide PW1 must use i32");
+    assert!(blocks[1].gconv_half.is_some(), "an 8-channel PW1 fits i16");
+    let mut rng = SplitMix64::new(3);
+    for _ in 0..3 {
+        let img: Vec<u8> = (0..fast.image_len())
+            .map(|_| rng.next_u64() as u8)
+            .collect();
+        let expected = model.predict(&img);
+        for v in Variant::available() {
+            assert_eq!(
+                fast.predict(&img, &mut fast.scratch(), v),
+                expected,
+                "{v:?}"
+            );
+        }
+    }
+}

@@ -5,8 +5,8 @@
 //! lanes), against 16 for the i32 additions of [`super::kernels::conv`]. For each chunk of
 //! [`CHUNK`] pixels the codes of four consecutive channels are packed into the four bytes of one
 //! i32 lane (a few KiB that stay in L1), then every output channel dots those words with its
-//! weights, four bytes per broadcast word. The accumulators come out one plane per output
-//! channel, the layout the grouped convolution reads.
+//! weights, four bytes per broadcast word. The accumulators come out as i16 (they fit: see
+//! [`super::half`]), one plane per output channel, the layout the grouped convolution reads.
 
 use super::geom::{CHUNK, Geom};
 
@@ -76,13 +76,14 @@ fn pack(input: &[i32], geom: &Geom, d: &DotConv, f: usize, packed: &mut [i32]) {
 /// `geom` (border columns included: their codes are zero, so are their sums).
 ///
 /// # Safety
-/// The CPU must support AVX-512 F and VNNI. `packed` holds at least [`DotConv::scratch_len`]
-/// words; `input` and `output` are laid out by `geom` with `d.inputs` and `d.outputs` planes.
+/// The CPU must support AVX-512 F, BW, VL and VNNI. `packed` holds at least
+/// [`DotConv::scratch_len`] words; `input` and `output` are laid out by `geom` with `d.inputs`
+/// and `d.outputs` planes, and every output fits i16 (`7 x` nonzero weights per row <= 32767).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
 pub unsafe fn dot_conv(
     input: &[i32],
-    output: &mut [i32],
+    output: &mut [i16],
     geom: &Geom,
     d: &DotConv,
     packed: &mut [i32],
@@ -127,9 +128,10 @@ pub unsafe fn dot_conv(
                     // rows, which other channels' values occupy.
                     let mask: __mmask16 = ((1u32 << lanes) - 1) as __mmask16;
                     let dst = &mut output[base + 16 * r..base + 16 * r + lanes];
-                    // SAFETY: the mask selects `lanes` i32, all inside `dst` (bounds-checked by
-                    // the slice above).
-                    unsafe { _mm512_mask_storeu_epi32(dst.as_mut_ptr().cast(), mask, *v) };
+                    // SAFETY: the mask selects `lanes` i16, all inside `dst` (bounds-checked by
+                    // the slice above); the values fit i16 (caller's contract), so the
+                    // truncating conversion is exact.
+                    unsafe { _mm512_mask_cvtepi32_storeu_epi16(dst.as_mut_ptr().cast(), mask, *v) };
                 }
             }
         }
@@ -176,10 +178,10 @@ mod tests {
                 .collect();
             let terms = Terms::new(&codes, outputs, inputs, 1, 1, &geom);
             // Sentinels everywhere show that nothing outside the interior rows is written.
-            let mut want = vec![i32::MIN; input.len()];
+            let mut want = vec![i16::MIN; input.len()];
             conv(&input, &mut want, &geom, &terms, Post::Store);
             let d = DotConv::new(&codes, outputs, inputs);
-            let mut got = vec![i32::MIN; input.len()];
+            let mut got = vec![i16::MIN; input.len()];
             let mut packed = vec![0; d.scratch_len()];
             // SAFETY: VNNI checked above; buffers laid out by `geom`.
             unsafe { dot_conv(&input, &mut got, &geom, &d, &mut packed) };

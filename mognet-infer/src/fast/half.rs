@@ -1,0 +1,225 @@
+//! The grouped convolution on i16 inputs.
+//!
+//! PW1's accumulators are bounded by `7 x` the nonzero weights of their row (a few thousand), so
+//! they are stored as i16 and a 512-bit register holds 32 of them instead of 16: the grouped
+//! convolution's additions and loads halve. Its own sums can exceed i16, so each output's terms
+//! are cut at load time into *segments* whose summed input bounds stay within `i16::MAX`: a
+//! segment adds in i16 without overflow, then widens once into the i32 accumulator.
+
+use super::geom::{CHUNK, Geom};
+use super::kernels::{Element, Post, store};
+
+/// A ternary convolution's nonzero weights, cut into segments that cannot overflow i16.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segments {
+    /// Plane offsets, as in [`super::kernels::Terms::offsets`].
+    pub offsets: Vec<isize>,
+    /// Per segment: `plus = offsets[a..b]`, `minus = offsets[b..c]`.
+    pub segments: Vec<(usize, usize, usize)>,
+    /// Per output channel: its segments `segments[s..e]`.
+    pub outputs: Vec<(usize, usize)>,
+}
+
+impl Segments {
+    /// Cuts `codes` (`[out, in/groups, k, k]`) given `bounds[c]`, the largest `|value|` of input
+    /// channel `c`; `None` when one input alone can exceed i16.
+    pub fn new(
+        codes: &[i8],
+        out: usize,
+        inputs: usize,
+        k: usize,
+        groups: usize,
+        geom: &Geom,
+        bounds: &[i64],
+    ) -> Option<Segments> {
+        if bounds.iter().any(|&b| b > i16::MAX as i64) {
+            return None;
+        }
+        let ipg = inputs / groups;
+        let opg = out / groups;
+        let mut offsets = Vec::new();
+        let mut segments = Vec::new();
+        let mut outputs = Vec::with_capacity(out);
+        for o in 0..out {
+            let g = o / opg;
+            let first = segments.len();
+            // (offset, bound) of the +1 and the -1 weights, in the order of `Terms`.
+            let mut signed: [Vec<(isize, i64)>; 2] = [Vec::new(), Vec::new()];
+            for (side, sign) in [1i8, -1].into_iter().enumerate() {
+                for i in 0..ipg {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            if codes[((o * ipg + i) * k + ky) * k + kx] == sign {
+                                let c = g * ipg + i;
+                                signed[side].push((
+                                    (c * geom.plane) as isize + geom.tap(k, ky, kx),
+                                    bounds[c],
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            let terms: Vec<(bool, isize, i64)> = signed[0]
+                .iter()
+                .map(|&(off, b)| (true, off, b))
+                .chain(signed[1].iter().map(|&(off, b)| (false, off, b)))
+                .collect();
+            let mut start = 0;
+            while start < terms.len() {
+                let mut total = 0;
+                let mut end = start;
+                while end < terms.len() && total + terms[end].2 <= i16::MAX as i64 {
+                    total += terms[end].2;
+                    end += 1;
+                }
+                let part = &terms[start..end];
+                let a = offsets.len();
+                offsets.extend(part.iter().filter(|t| t.0).map(|t| t.1));
+                let b = offsets.len();
+                offsets.extend(part.iter().filter(|t| !t.0).map(|t| t.1));
+                segments.push((a, b, offsets.len()));
+                start = end;
+            }
+            outputs.push((first, segments.len()));
+        }
+        Some(Segments {
+            offsets,
+            segments,
+            outputs,
+        })
+    }
+
+    /// Segments in all (one widening each per pixel chunk).
+    pub fn count(&self) -> usize {
+        self.segments.len()
+    }
+}
+
+/// The largest `|acc|` of each output of a 1x1 ternary layer `[out][in]` on codes `0..=q`.
+pub fn pointwise_bounds(codes: &[i8], out: usize, inputs: usize, q: i64) -> Vec<i64> {
+    (0..out)
+        .map(|o| {
+            let nonzero = codes[o * inputs..(o + 1) * inputs]
+                .iter()
+                .filter(|&&w| w != 0)
+                .count() as i64;
+            q * nonzero
+        })
+        .collect()
+}
+
+/// The convolution of i16 planes `input` into `output`, over the interior rows of `geom`.
+#[inline(always)]
+pub fn conv_half<E: Element>(
+    input: &[i16],
+    output: &mut [E],
+    geom: &Geom,
+    s: &Segments,
+    post: Post,
+) {
+    let mut f = geom.start;
+    while f < geom.end {
+        let n = CHUNK.min(geom.end - f);
+        let mask = &geom.mask[f - geom.start..f - geom.start + n];
+        let base = geom.front + f;
+        for (o, &(first, last)) in s.outputs.iter().enumerate() {
+            let mut acc = [0i32; CHUNK];
+            for &(a, b, c) in &s.segments[first..last] {
+                let mut part = [0i16; CHUNK];
+                for &off in &s.offsets[a..b] {
+                    let at = (base as isize + off) as usize;
+                    let src: &[i16; CHUNK] =
+                        input[at..at + CHUNK].try_into().expect("chunk in bounds");
+                    for i in 0..CHUNK {
+                        part[i] = part[i].wrapping_add(src[i]);
+                    }
+                }
+                for &off in &s.offsets[b..c] {
+                    let at = (base as isize + off) as usize;
+                    let src: &[i16; CHUNK] =
+                        input[at..at + CHUNK].try_into().expect("chunk in bounds");
+                    for i in 0..CHUNK {
+                        part[i] = part[i].wrapping_sub(src[i]);
+                    }
+                }
+                for i in 0..CHUNK {
+                    acc[i] += part[i] as i32;
+                }
+            }
+            let out_base = geom.front + o * geom.plane;
+            store(
+                &mut output[out_base + f..out_base + f + n],
+                &acc,
+                mask,
+                post,
+                o,
+            );
+        }
+        f += n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fast::kernels::{Terms, conv};
+    use mognet_arch::rng::SplitMix64;
+
+    #[test]
+    fn matches_the_i32_kernel_and_cuts_segments_at_the_bound() {
+        let mut rng = SplitMix64::new(5);
+        for case in 0..30 {
+            let k = [1, 3, 5][case % 3];
+            let groups = [1, 2, 4][case % 3];
+            let ipg = 1 + (rng.next_u64() % 12) as usize;
+            let opg = 1 + (rng.next_u64() % 5) as usize;
+            let (inputs, out) = (ipg * groups, opg * groups);
+            let geom = Geom::new(3 + case % 9, 4 + case % 5, k / 2);
+            // Values up to each channel's bound, extremes included, so the segments must cut.
+            let bounds: Vec<i64> = (0..inputs)
+                .map(|_| 1 + (rng.next_u64() % 9000) as i64)
+                .collect();
+            let mut wide = vec![0i32; geom.buffer_len(inputs.max(out))];
+            for c in 0..inputs {
+                for y in 0..geom.h {
+                    for x in 0..geom.w {
+                        let b = bounds[c];
+                        wide[geom.at(c, y, x)] = match rng.next_u64() % 4 {
+                            0 => b as i32,
+                            1 => -b as i32,
+                            _ => (rng.next_u64() % (2 * b as u64 + 1)) as i32 - b as i32,
+                        };
+                    }
+                }
+            }
+            let half: Vec<i16> = wide.iter().map(|&v| v as i16).collect();
+            let codes: Vec<i8> = (0..out * ipg * k * k)
+                .map(|_| (rng.next_u64() % 3) as i8 - 1)
+                .collect();
+            let terms = Terms::new(&codes, out, inputs, k, groups, &geom);
+            let segs = Segments::new(&codes, out, inputs, k, groups, &geom, &bounds).unwrap();
+            assert_eq!(segs.offsets.len(), terms.count());
+            for &(a, b, c) in &segs.segments {
+                let sum: i64 = segs.offsets[a..c]
+                    .iter()
+                    .map(|&off| {
+                        bounds[(off + geom.plane as isize * 5 / 2) as usize / geom.plane - 2]
+                    })
+                    .sum();
+                assert!(sum <= i16::MAX as i64 && a <= b && b <= c);
+            }
+            let mut want = vec![i32::MIN; wide.len()];
+            conv(&wide, &mut want, &geom, &terms, Post::Store);
+            let mut got = vec![i32::MIN; wide.len()];
+            conv_half(&half, &mut got, &geom, &segs, Post::Store);
+            assert_eq!(got, want, "case {case}");
+        }
+        assert!(Segments::new(&[1], 1, 1, 1, 1, &Geom::new(2, 2, 0), &[40_000]).is_none());
+    }
+
+    #[test]
+    fn pointwise_bounds_count_nonzero_weights() {
+        assert_eq!(pointwise_bounds(&[1, 0, -1, 0, 0, 0], 2, 3, 7), vec![14, 0]);
+    }
+}
