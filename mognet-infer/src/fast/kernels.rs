@@ -187,9 +187,35 @@ fn build_table(
     sum
 }
 
+/// Bytes of tables worked on at once: they must stay in L1 while every output reads them.
+const TABLE_BYTES: usize = 16 * 1024;
+
+impl TableConv {
+    /// Blocks whose tables are built and read together (all of them when they fit
+    /// [`TABLE_BYTES`]).
+    pub fn group(&self) -> usize {
+        let per_block = self.entries() * TCHUNK * 4;
+        (TABLE_BYTES / per_block).clamp(1, self.blocks.max(1))
+    }
+
+    /// Rows of `[i32; TCHUNK]` scratch that [`table_conv`] needs: the tables of one group of
+    /// blocks, and a partial sum per output when there are several groups.
+    pub fn scratch_rows(&self) -> usize {
+        let partial = if self.group() < self.blocks {
+            self.outputs
+        } else {
+            0
+        };
+        self.group() * self.entries() + partial
+    }
+}
+
 /// The table convolution over the interior rows of `geom`; stores the accumulators, or (with
-/// `rq`) the codes with border columns zeroed. `tab` holds every block's table for one chunk
-/// (`blocks x entries` rows of `TCHUNK`); each output's sum stays in a register across blocks.
+/// `rq`) the codes with border columns zeroed. `scratch` holds [`TableConv::scratch_rows`] rows.
+///
+/// Blocks go in groups whose tables fit L1 (64 blocks of 2 KiB would not): within a group each
+/// output's sum stays in registers; between groups it waits in a partial-sum row, read and
+/// written in order.
 #[inline(always)]
 pub fn table_conv<'a>(
     input: &[i32],
@@ -197,50 +223,60 @@ pub fn table_conv<'a>(
     geom: &Geom,
     t: &TableConv,
     rq: Option<&dyn Fn(usize) -> Rq<'a>>,
-    tab: &mut [[i32; TCHUNK]],
+    scratch: &mut [[i32; TCHUNK]],
 ) {
     let entries = t.entries();
+    let group = t.group();
+    let (tab, partial) = scratch.split_at_mut(group * entries);
     let mut f = geom.start;
     while f < geom.end {
         let n = TCHUNK.min(geom.end - f);
-        let mut total = [0i32; TCHUNK];
-        for b in 0..t.blocks {
-            let sum = build_table(
-                input,
-                geom.front + f,
-                t,
-                b,
-                &mut tab[b * entries..(b + 1) * entries],
-            );
-            for l in 0..TCHUNK {
-                total[l] += sum[l];
-            }
-        }
         let mask = &geom.mask[f - geom.start..f - geom.start + n];
-        for o in 0..t.outputs {
-            let mut a = [0i32; TCHUNK];
-            let row = &t.codes[o * t.blocks..(o + 1) * t.blocks];
-            for (b, &code) in row.iter().enumerate() {
-                let v = &tab[b * entries + code as usize];
+        let mut total = [0i32; TCHUNK];
+        let mut first = 0;
+        while first < t.blocks {
+            let last = (first + group).min(t.blocks);
+            for b in first..last {
+                let at = (b - first) * entries;
+                let sum = build_table(input, geom.front + f, t, b, &mut tab[at..at + entries]);
                 for l in 0..TCHUNK {
-                    a[l] += v[l];
+                    total[l] += sum[l];
                 }
             }
-            if t.pm1 {
-                for l in 0..TCHUNK {
-                    a[l] = 2 * a[l] - total[l];
+            for o in 0..t.outputs {
+                let mut a = if first == 0 {
+                    [0i32; TCHUNK]
+                } else {
+                    partial[o]
+                };
+                let row = &t.codes[o * t.blocks + first..o * t.blocks + last];
+                for (b, &code) in row.iter().enumerate() {
+                    let v = &tab[b * entries + code as usize];
+                    for l in 0..TCHUNK {
+                        a[l] += v[l];
+                    }
                 }
-            }
-            let dst = &mut output[geom.front + o * geom.plane + f..][..n];
-            match rq {
-                None => dst.copy_from_slice(&a[..n]),
-                Some(rq) => {
-                    let codes = requant_chunk(&a, rq(o));
-                    for l in 0..n {
-                        dst[l] = codes[l] & mask[l];
+                if last < t.blocks {
+                    partial[o] = a;
+                    continue;
+                }
+                if t.pm1 {
+                    for l in 0..TCHUNK {
+                        a[l] = 2 * a[l] - total[l];
+                    }
+                }
+                let dst = &mut output[geom.front + o * geom.plane + f..][..n];
+                match rq {
+                    None => dst.copy_from_slice(&a[..n]),
+                    Some(rq) => {
+                        let codes = requant_chunk(&a, rq(o));
+                        for l in 0..n {
+                            dst[l] = codes[l] & mask[l];
+                        }
                     }
                 }
             }
+            first = last;
         }
         f += n;
     }

@@ -317,7 +317,7 @@ impl FastModel {
         let max_table = self
             .stages
             .iter()
-            .flat_map(|(_, b)| b.iter().map(|c| c.pw2.blocks * c.pw2.entries()))
+            .flat_map(|(_, b)| b.iter().map(|c| c.pw2.scratch_rows()))
             .max()
             .unwrap_or(0);
         let max_packed = self

@@ -268,3 +268,44 @@ fn pw1_sums_too_wide_for_i16_take_the_i32_path() {
         }
     }
 }
+
+#[test]
+fn table_kernel_matches_the_addition_kernel_across_block_groups() {
+    use super::kernels::{TCHUNK, TableConv, table_conv};
+    let mut rng = SplitMix64::new(21);
+    for case in 0..24 {
+        let pm1 = case % 2 == 0;
+        // Up to 150 inputs: 38 blocks, several groups of tables (8 blocks each for +-1).
+        let inputs = 1 + (rng.next_u64() % 150) as usize;
+        let outputs = 1 + (rng.next_u64() % 40) as usize;
+        let geom = Geom::new(3 + case % 7, 5 + case % 4, 1);
+        let mut input = vec![0i32; geom.buffer_len(inputs.max(outputs))];
+        for c in 0..inputs {
+            for y in 0..geom.h {
+                for x in 0..geom.w {
+                    input[geom.at(c, y, x)] = (rng.next_u64() % 400_001) as i32 - 200_000;
+                }
+            }
+        }
+        let weights: Vec<i8> = (0..outputs * inputs)
+            .map(|_| {
+                if pm1 {
+                    2 * (rng.next_u64() % 2) as i8 - 1
+                } else {
+                    (rng.next_u64() % 3) as i8 - 1
+                }
+            })
+            .collect();
+        let t = TableConv::new(&weights, outputs, inputs, pm1, &geom);
+        if pm1 && inputs > 32 {
+            assert!(t.group() < t.blocks, "case {case} has several groups");
+        }
+        let mut scratch = vec![[0i32; TCHUNK]; t.scratch_rows()];
+        let mut got = vec![i32::MIN; input.len()];
+        table_conv(&input, &mut got, &geom, &t, None, &mut scratch);
+        let terms = Terms::new(&weights, outputs, inputs, 1, 1, &geom);
+        let mut want = vec![i32::MIN; input.len()];
+        conv(&input, &mut want, &geom, &terms, Post::Store);
+        assert_eq!(got, want, "case {case}: {inputs} -> {outputs}, pm1 {pm1}");
+    }
+}
