@@ -127,54 +127,26 @@ pub fn render(epochs: &[EpochMetrics], title: &str) -> Result<Vec<u8>, String> {
             .titled(title, (FAMILY, 22))
             .map_err(|e| e.to_string())?;
         let (left, right) = root.split_horizontally(w / 2);
-        let last = epochs.iter().map(|m| m.epoch).max().unwrap_or(1) as f64;
-        let x_range = 0.5..last + 0.5;
-
         let loss_max = epochs
             .iter()
             .flat_map(|m| [m.train_loss, m.valid_loss])
             .fold(0.0f64, f64::max)
             * 1.1;
-        let mut chart = ChartBuilder::on(&left)
-            .caption("cross-entropy loss", (FAMILY, 18))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(x_range.clone(), 0.0..loss_max.max(1e-3))
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .x_label_formatter(&epoch_label)
-            .label_style((FAMILY, 14))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        series(&mut chart, epochs, |m| m.train_loss, "train", BLUE)?;
-        series(&mut chart, epochs, |m| m.valid_loss, "test", RED)?;
-        legend(&mut chart)?;
-
+        panel(
+            &left,
+            "cross-entropy loss",
+            0.0..loss_max.max(1e-3),
+            epochs,
+            |m| (m.train_loss, m.valid_loss),
+        )?;
         let acc_min = epochs
             .iter()
             .flat_map(|m| [m.train_acc, m.valid_acc])
             .fold(1.0f64, f64::min);
         let lo = ((acc_min * 100.0 - 5.0) / 10.0).floor().max(0.0) * 10.0;
-        let mut chart = ChartBuilder::on(&right)
-            .caption("top-1 accuracy (%)", (FAMILY, 18))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(x_range, lo..100.0)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .x_label_formatter(&epoch_label)
-            .label_style((FAMILY, 14))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        series(&mut chart, epochs, |m| 100.0 * m.train_acc, "train", BLUE)?;
-        series(&mut chart, epochs, |m| 100.0 * m.valid_acc, "test", RED)?;
-        legend(&mut chart)?;
+        panel(&right, "top-1 accuracy (%)", lo..100.0, epochs, |m| {
+            (100.0 * m.train_acc, 100.0 * m.valid_acc)
+        })?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(buf)
@@ -187,6 +159,34 @@ fn epoch_label(x: &f64) -> String {
     } else {
         String::new()
     }
+}
+
+/// One chart: the train and test values (`value` gives both) of every epoch.
+fn panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    caption: &str,
+    y: std::ops::Range<f64>,
+    epochs: &[EpochMetrics],
+    value: impl Fn(&EpochMetrics) -> (f64, f64),
+) -> Result<(), String> {
+    let last = epochs.iter().map(|m| m.epoch).max().unwrap_or(1) as f64;
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FAMILY, 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.5..last + 0.5, y)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .x_label_formatter(&epoch_label)
+        .label_style((FAMILY, 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    series(&mut chart, epochs, |m| value(m).0, "train", BLUE)?;
+    series(&mut chart, epochs, |m| value(m).1, "test", RED)?;
+    legend(&mut chart)
 }
 
 type Chart<'a, 'b> = ChartContext<

@@ -7,7 +7,7 @@
 //! segment adds in i16 without overflow, then widens once into the i32 accumulator.
 
 use super::geom::{CHUNK, Geom};
-use super::kernels::{Element, Post, store};
+use super::kernels::{Element, Post, signed_taps, store};
 
 /// A ternary convolution's nonzero weights, cut into segments that cannot overflow i16.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,35 +35,18 @@ impl Segments {
         if bounds.iter().any(|&b| b > i16::MAX as i64) {
             return None;
         }
-        let ipg = inputs / groups;
-        let opg = out / groups;
         let mut offsets = Vec::new();
         let mut segments = Vec::new();
         let mut outputs = Vec::with_capacity(out);
         for o in 0..out {
-            let g = o / opg;
             let first = segments.len();
-            // (offset, bound) of the +1 and the -1 weights, in the order of `Terms`.
-            let mut signed: [Vec<(isize, i64)>; 2] = [Vec::new(), Vec::new()];
-            for (side, sign) in [1i8, -1].into_iter().enumerate() {
-                for i in 0..ipg {
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            if codes[((o * ipg + i) * k + ky) * k + kx] == sign {
-                                let c = g * ipg + i;
-                                signed[side].push((
-                                    (c * geom.plane) as isize + geom.tap(k, ky, kx),
-                                    bounds[c],
-                                ));
-                            }
-                        }
-                    }
-                }
-            }
-            let terms: Vec<(bool, isize, i64)> = signed[0]
-                .iter()
-                .map(|&(off, b)| (true, off, b))
-                .chain(signed[1].iter().map(|&(off, b)| (false, off, b)))
+            // (is +1, offset, bound) of the nonzero weights, in the order of `Terms`.
+            let terms: Vec<(bool, isize, i64)> = [1i8, -1]
+                .into_iter()
+                .flat_map(|sign| {
+                    signed_taps(codes, o, out, inputs, k, groups, geom, sign)
+                        .map(move |(c, off)| (sign == 1, off, bounds[c]))
+                })
                 .collect();
             let mut start = 0;
             while start < terms.len() {

@@ -27,29 +27,14 @@ impl Terms {
         groups: usize,
         geom: &Geom,
     ) -> Terms {
-        let ipg = inputs / groups;
-        let opg = out / groups;
         let mut offsets = Vec::new();
         let mut ranges = Vec::with_capacity(out);
         for o in 0..out {
-            let g = o / opg;
             let a = offsets.len();
-            for sign in [1i8, -1] {
-                for i in 0..ipg {
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            if codes[((o * ipg + i) * k + ky) * k + kx] == sign {
-                                let c = g * ipg + i;
-                                offsets.push((c * geom.plane) as isize + geom.tap(k, ky, kx));
-                            }
-                        }
-                    }
-                }
-                if sign == 1 {
-                    ranges.push((a, offsets.len(), 0));
-                }
-            }
-            ranges.last_mut().expect("pushed above").2 = offsets.len();
+            offsets.extend(signed_taps(codes, o, out, inputs, k, groups, geom, 1).map(|t| t.1));
+            let b = offsets.len();
+            offsets.extend(signed_taps(codes, o, out, inputs, k, groups, geom, -1).map(|t| t.1));
+            ranges.push((a, b, offsets.len()));
         }
         Terms { offsets, ranges }
     }
@@ -63,6 +48,29 @@ impl Terms {
     pub fn count(&self) -> usize {
         self.offsets.len()
     }
+}
+
+/// The weights equal to `sign` of output `o` of a ternary convolution `[out, in/groups, k, k]`,
+/// as `(input channel, plane offset)` for input planes laid out by `geom`.
+pub fn signed_taps<'a>(
+    codes: &'a [i8],
+    o: usize,
+    out: usize,
+    inputs: usize,
+    k: usize,
+    groups: usize,
+    geom: &'a Geom,
+    sign: i8,
+) -> impl Iterator<Item = (usize, isize)> + 'a {
+    let ipg = inputs / groups;
+    let g = o / (out / groups);
+    (0..ipg * k * k).filter_map(move |j| {
+        let (i, tap) = (j / (k * k), j % (k * k));
+        (codes[o * ipg * k * k + j] == sign).then(|| {
+            let c = g * ipg + i;
+            (c, (c * geom.plane) as isize + geom.tap(k, tap / k, tap % k))
+        })
+    })
 }
 
 /// A 1x1 convolution with few distinct weights (ternary, or the CA's +-1) as table lookups.

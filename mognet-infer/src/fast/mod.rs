@@ -359,36 +359,20 @@ impl FastModel {
         profile: Option<&mut Profile>,
     ) -> Prediction {
         assert_eq!(pixels.len(), self.image_len(), "image of the wrong size");
+        assert!(
+            Variant::available().contains(&variant),
+            "kernel variant {} not available on this CPU",
+            variant.name()
+        );
         match variant {
+            // SAFETY (all three): the variant is available (asserted above), so the CPU has the
+            // features its target-feature function is compiled for, its only requirement.
             #[cfg(target_arch = "x86_64")]
-            Variant::Avx512Vnni => {
-                assert!(
-                    Variant::available().contains(&variant),
-                    "AVX-512 VNNI not available"
-                );
-                // SAFETY: the CPU supports AVX-512 F/BW/VL/DQ/VNNI (checked just above), the
-                // only requirement of the target-feature function.
-                unsafe { run_avx512_vnni(self, pixels, scratch, profile) }
-            }
+            Variant::Avx512Vnni => unsafe { run_avx512_vnni(self, pixels, scratch, profile) },
             #[cfg(target_arch = "x86_64")]
-            Variant::Avx512 => {
-                assert!(
-                    Variant::available().contains(&variant),
-                    "AVX-512 not available"
-                );
-                // SAFETY: the CPU supports AVX-512 F/BW/VL/DQ (checked just above), the only
-                // requirement of the target-feature function.
-                unsafe { run_avx512(self, pixels, scratch, profile) }
-            }
+            Variant::Avx512 => unsafe { run_avx512(self, pixels, scratch, profile) },
             #[cfg(target_arch = "x86_64")]
-            Variant::Avx2 => {
-                assert!(
-                    Variant::available().contains(&variant),
-                    "AVX2 not available"
-                );
-                // SAFETY: the CPU supports AVX2, FMA, BMI1 and BMI2 (checked just above).
-                unsafe { run_avx2(self, pixels, scratch, profile) }
-            }
+            Variant::Avx2 => unsafe { run_avx2(self, pixels, scratch, profile) },
             _ => run::<false>(self, pixels, scratch, profile),
         }
     }
