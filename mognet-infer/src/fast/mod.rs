@@ -7,6 +7,7 @@ pub mod geom;
 pub mod half;
 pub mod kernels;
 pub mod peak;
+pub mod runner;
 pub mod vnni;
 
 use crate::engine::Prediction;
@@ -377,35 +378,16 @@ impl FastModel {
         }
     }
 
-    /// Classifies `images` (concatenated) on `threads` threads (rayon), in order.
+    /// Classifies `images` (concatenated) on `threads` threads (rayon), in order. Starts the
+    /// threads and allocates their working memory for this call: for repeated calls keep a
+    /// [`runner::Runner`].
     pub fn predict_batch(
         &self,
         images: &[u8],
         threads: usize,
         variant: Variant,
     ) -> Vec<Prediction> {
-        use rayon::prelude::*;
-        let len = self.image_len();
-        if threads <= 1 {
-            let mut scratch = self.scratch();
-            return images
-                .chunks_exact(len)
-                .map(|img| self.predict(img, &mut scratch, variant))
-                .collect();
-        }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("a thread pool");
-        pool.install(|| {
-            images
-                .par_chunks_exact(len)
-                .map_init(
-                    || self.scratch(),
-                    |scratch, img| self.predict(img, scratch, variant),
-                )
-                .collect()
-        })
+        runner::Runner::new(self, threads, variant).predict_batch(images)
     }
 }
 

@@ -309,3 +309,8 @@ fn table_kernel_matches_the_addition_kernel_across_block_groups() {
         assert_eq!(got, want, "case {case}: {inputs} -> {outputs}, pm1 {pm1}");
     }
 }
+
+/// A random small network (for other modules' tests).
+pub(crate) fn small_model(seed: u64) -> IntModel {
+    random_model(spec(seed), seed + 1000)
+}
