@@ -3,6 +3,7 @@
 //! plane offsets, CA rows the same way, flat threshold tables) and vectorized inner loops
 //! compiled per instruction set and picked at run time.
 
+pub mod aligned;
 pub mod geom;
 pub mod half;
 pub mod kernels;
@@ -14,6 +15,7 @@ use crate::engine::Prediction;
 use crate::kernels::head::{argmax, logits};
 use crate::kernels::requant::ChannelRequant;
 use crate::model::{CflogInt, IntModel};
+use aligned::Aligned;
 use geom::Geom;
 use half::{Segments, conv_half, pointwise_bounds};
 use kernels::{Post, Rq, TCHUNK, TableConv, Terms, conv, mux, plane_sums, pool, table_conv};
@@ -196,14 +198,15 @@ impl Clock<'_> {
 /// from allocation on.
 #[derive(Debug, Clone)]
 pub struct Scratch {
-    input: Vec<i32>,
-    bufs: Vec<[Vec<i32>; 4]>,
+    input: Aligned<i32>,
+    bufs: Vec<[Aligned<i32>; 4]>,
     sums: Vec<i64>,
     gate: Vec<bool>,
-    table: Vec<[i32; TCHUNK]>,
-    packed: Vec<i32>,
+    /// Rows of `TCHUNK` i32 (each row starts a cache line).
+    table: Aligned<i32>,
+    packed: Aligned<i32>,
     /// Per geometry: the i16 PW1 sums.
-    half: Vec<Vec<i16>>,
+    half: Vec<Aligned<i16>>,
 }
 
 impl FastModel {
@@ -328,17 +331,17 @@ impl FastModel {
             .max()
             .unwrap_or(0);
         Scratch {
-            packed: vec![0; max_packed],
-            half: self.buffers.iter().map(|&n| vec![0; n]).collect(),
-            input: vec![0; self.geoms[0].buffer_len(self.in_channels)],
+            packed: Aligned::zeroed(max_packed),
+            half: self.buffers.iter().map(|&n| Aligned::zeroed(n)).collect(),
+            input: Aligned::zeroed(self.geoms[0].buffer_len(self.in_channels)),
             bufs: self
                 .buffers
                 .iter()
-                .map(|&n| std::array::from_fn(|_| vec![0; n]))
+                .map(|&n| std::array::from_fn(|_| Aligned::zeroed(n)))
                 .collect(),
             sums: vec![0; max_c.max(self.classes)],
             gate: vec![false; max_c],
-            table: vec![[0; TCHUNK]; max_table],
+            table: Aligned::zeroed(max_table * TCHUNK),
         }
     }
 
@@ -520,7 +523,7 @@ fn run<const VNNI: bool>(
                 x,
                 [a1, a2, f],
                 &mut s.half[current],
-                &mut s.table,
+                s.table.as_chunks_mut::<TCHUNK>().0,
                 &mut s.packed,
                 &mut clock,
             );
