@@ -23,7 +23,7 @@ impl<T: Copy + Default> Aligned<T> {
     pub fn zeroed(len: usize) -> Aligned<T> {
         let size = size_of::<T>();
         assert!(
-            size > 0 && ALIGN % size == 0,
+            size > 0 && ALIGN.is_multiple_of(size),
             "element size divides the alignment"
         );
         let data = vec![T::default(); len + ALIGN / size];
