@@ -18,6 +18,8 @@ pub struct Segments {
     pub segments: Vec<(usize, usize, usize)>,
     /// Per output channel: its segments `segments[s..e]`.
     pub outputs: Vec<(usize, usize)>,
+    /// Smallest and largest offset (`(0, 0)` when there are none).
+    pub span: (isize, isize),
 }
 
 impl Segments {
@@ -66,7 +68,12 @@ impl Segments {
             }
             outputs.push((first, segments.len()));
         }
+        let span = (
+            offsets.iter().copied().min().unwrap_or(0),
+            offsets.iter().copied().max().unwrap_or(0),
+        );
         Some(Segments {
+            span,
             offsets,
             segments,
             outputs,
@@ -101,27 +108,39 @@ pub fn conv_half<E: Element>(
     s: &Segments,
     post: Post,
 ) {
+    // Every chunk read below starts at `base + off` with `base` in `front + start..front + end`
+    // and `off` in `span`: checking the two extremes once bounds them all.
+    let (lo, hi) = s.span;
+    if geom.end > geom.start && !s.offsets.is_empty() {
+        assert!(
+            (geom.front + geom.start) as isize + lo >= 0
+                && (geom.front + geom.end - 1) as isize + hi + CHUNK as isize
+                    <= input.len() as isize,
+            "input buffer too small for the convolution's taps"
+        );
+    }
+    let chunk = |at: isize| -> &[i16; CHUNK] {
+        // SAFETY: `at` is `base + off` for a chunk base and an offset of `s`, inside
+        // `0..=input.len() - CHUNK` by the assertion above; [i16; CHUNK] has i16's alignment.
+        unsafe { &*input.as_ptr().offset(at).cast::<[i16; CHUNK]>() }
+    };
     let mut f = geom.start;
     while f < geom.end {
         let n = CHUNK.min(geom.end - f);
         let mask = &geom.mask[f - geom.start..f - geom.start + n];
-        let base = geom.front + f;
+        let base = (geom.front + f) as isize;
         for (o, &(first, last)) in s.outputs.iter().enumerate() {
             let mut acc = [0i32; CHUNK];
             for &(a, b, c) in &s.segments[first..last] {
                 let mut part = [0i16; CHUNK];
                 for &off in &s.offsets[a..b] {
-                    let at = (base as isize + off) as usize;
-                    let src: &[i16; CHUNK] =
-                        input[at..at + CHUNK].try_into().expect("chunk in bounds");
+                    let src = chunk(base + off);
                     for i in 0..CHUNK {
                         part[i] = part[i].wrapping_add(src[i]);
                     }
                 }
                 for &off in &s.offsets[b..c] {
-                    let at = (base as isize + off) as usize;
-                    let src: &[i16; CHUNK] =
-                        input[at..at + CHUNK].try_into().expect("chunk in bounds");
+                    let src = chunk(base + off);
                     for i in 0..CHUNK {
                         part[i] = part[i].wrapping_sub(src[i]);
                     }
