@@ -460,11 +460,16 @@ pub fn mux(x: &[i32], f: &mut [i32], geom: &Geom, gate: &[bool], avg: bool) {
 pub fn pool(input: &[i32], g: &Geom, output: &mut [i32], h: &Geom, channels: usize) {
     for c in 0..channels {
         for y in 0..h.h {
-            for x in 0..h.w {
-                let a = g.at(c, 2 * y, 2 * x);
-                let b = g.at(c, 2 * y + 1, 2 * x);
-                let v = input[a].max(input[a + 1]).max(input[b]).max(input[b + 1]);
-                output[h.at(c, y, x)] = v;
+            // Whole rows as slices, so the loop below has no index arithmetic or bounds checks
+            // and vectorizes.
+            let top = &input[g.at(c, 2 * y, 0)..][..2 * h.w];
+            let bottom = &input[g.at(c, 2 * y + 1, 0)..][..2 * h.w];
+            let out = &mut output[h.at(c, y, 0)..][..h.w];
+            for (x, o) in out.iter_mut().enumerate() {
+                *o = top[2 * x]
+                    .max(top[2 * x + 1])
+                    .max(bottom[2 * x])
+                    .max(bottom[2 * x + 1]);
             }
         }
     }
