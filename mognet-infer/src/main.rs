@@ -384,7 +384,7 @@ fn bench(
     };
     let available = Variant::available();
     let variant = variant.unwrap_or_else(Variant::detect);
-    if !available.contains(&variant) {
+    if !variant.is_available() {
         bail!(
             "variant {} is not available on this CPU (available: {:?})",
             variant.name(),

@@ -35,31 +35,40 @@ pub enum Variant {
 }
 
 impl Variant {
-    /// Variants this CPU can run, fastest first.
-    pub fn available() -> Vec<Variant> {
-        let mut v = Vec::new();
+    /// Every variant, fastest first.
+    pub const ALL: [Variant; 4] = [
+        Variant::Avx512Vnni,
+        Variant::Avx512,
+        Variant::Avx2,
+        Variant::Portable,
+    ];
+
+    /// Whether this CPU can run the variant (no allocation: checked on every prediction).
+    pub fn is_available(self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512bw")
-                && std::arch::is_x86_feature_detected!("avx512vl")
-                && std::arch::is_x86_feature_detected!("avx512dq")
-            {
-                if std::arch::is_x86_feature_detected!("avx512vnni") {
-                    v.push(Variant::Avx512Vnni);
-                }
-                v.push(Variant::Avx512);
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-                && std::arch::is_x86_feature_detected!("bmi1")
-                && std::arch::is_x86_feature_detected!("bmi2")
-            {
-                v.push(Variant::Avx2);
+            use std::arch::is_x86_feature_detected as has;
+            let avx512 =
+                || has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512dq");
+            match self {
+                Variant::Avx512Vnni => avx512() && has!("avx512vnni"),
+                Variant::Avx512 => avx512(),
+                Variant::Avx2 => has!("avx2") && has!("fma") && has!("bmi1") && has!("bmi2"),
+                Variant::Portable => true,
             }
         }
-        v.push(Variant::Portable);
-        v
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == Variant::Portable
+        }
+    }
+
+    /// Variants this CPU can run, fastest first.
+    pub fn available() -> Vec<Variant> {
+        Variant::ALL
+            .into_iter()
+            .filter(|v| v.is_available())
+            .collect()
     }
 
     /// The fastest variant this CPU can run.
@@ -348,7 +357,7 @@ impl FastModel {
     /// Classifies one image with `variant`.
     ///
     /// # Panics
-    /// If `variant` is not in [`Variant::available`] (a programming error), or the image has the
+    /// If `variant` is not [`Variant::is_available`] (a programming error), or the image has the
     /// wrong size.
     pub fn predict(&self, pixels: &[u8], scratch: &mut Scratch, variant: Variant) -> Prediction {
         self.predict_profiled(pixels, scratch, variant, None)
@@ -364,7 +373,7 @@ impl FastModel {
     ) -> Prediction {
         assert_eq!(pixels.len(), self.image_len(), "image of the wrong size");
         assert!(
-            Variant::available().contains(&variant),
+            variant.is_available(),
             "kernel variant {} not available on this CPU",
             variant.name()
         );

@@ -36,11 +36,11 @@ impl<'m> Runner<'m> {
     /// A runner on `threads` threads (1: the calling thread) with `variant`.
     ///
     /// # Panics
-    /// If `variant` is not in [`Variant::available`] (a programming error), or the operating
+    /// If `variant` is not [`Variant::is_available`] (a programming error), or the operating
     /// system refuses to start the threads.
     pub fn new(model: &'m FastModel, threads: usize, variant: Variant) -> Runner<'m> {
         assert!(
-            Variant::available().contains(&variant),
+            variant.is_available(),
             "kernel variant {} not available on this CPU",
             variant.name()
         );
