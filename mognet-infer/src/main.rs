@@ -357,6 +357,19 @@ fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() { 0.0 } else { v[v.len() / 2] }
 }
 
+/// Median images/s of `rounds` timed calls of `run`, each classifying `images` images.
+fn median_rate(rounds: usize, images: usize, mut run: impl FnMut()) -> f64 {
+    median(
+        (0..rounds)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                run();
+                images as f64 / t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
 fn bench(
     source: Source,
     batch: usize,
@@ -417,14 +430,9 @@ fn bench(
     // Threads and working memory are set up once, as a serving loop would.
     let runner = mognet_infer::fast::runner::Runner::new(&fast, threads, variant);
     let _ = runner.predict_batch(&images);
-    let rates: Vec<f64> = (0..rounds)
-        .map(|_| {
-            let t = std::time::Instant::now();
-            std::hint::black_box(runner.predict_batch(&images));
-            batch as f64 / t.elapsed().as_secs_f64()
-        })
-        .collect();
-    let rate = median(rates);
+    let rate = median_rate(rounds, batch, || {
+        std::hint::black_box(runner.predict_batch(&images));
+    });
     println!(
         "fast engine: batch {batch}, {threads} thread(s): {rate:.0} images/s (median of {rounds}), {:.2} GMAC/s",
         rate * macs / 1e9
@@ -457,25 +465,20 @@ fn bench(
     }
     if compare {
         let n = batch.min(16);
-        let scalar: Vec<f64> = (0..3)
-            .map(|_| {
-                let t = std::time::Instant::now();
-                std::thread::scope(|s| {
-                    let per = n.div_ceil(threads.max(1));
-                    for part in images[..n * fast.image_len()].chunks(per * fast.image_len()) {
-                        let model = &model;
-                        let len = fast.image_len();
-                        s.spawn(move || {
-                            part.chunks_exact(len)
-                                .map(|img| model.predict(img).class)
-                                .sum::<usize>()
-                        });
-                    }
-                });
-                n as f64 / t.elapsed().as_secs_f64()
-            })
-            .collect();
-        let scalar = median(scalar);
+        let scalar = median_rate(3, n, || {
+            std::thread::scope(|s| {
+                let per = n.div_ceil(threads.max(1));
+                for part in images[..n * fast.image_len()].chunks(per * fast.image_len()) {
+                    let model = &model;
+                    let len = fast.image_len();
+                    s.spawn(move || {
+                        part.chunks_exact(len)
+                            .map(|img| model.predict(img).class)
+                            .sum::<usize>()
+                    });
+                }
+            });
+        });
         println!(
             "scalar reference: {scalar:.1} images/s ({n} images, {threads} thread(s)); fast/scalar = {:.1}x",
             rate / scalar
@@ -491,14 +494,9 @@ fn bench(
                     &device,
                 );
                 let _ = m.forward(x.clone()).into_data();
-                let flex: Vec<f64> = (0..3)
-                    .map(|_| {
-                        let t = std::time::Instant::now();
-                        let _ = m.forward(x.clone()).into_data();
-                        batch as f64 / t.elapsed().as_secs_f64()
-                    })
-                    .collect();
-                let flex = median(flex);
+                let flex = median_rate(3, batch, || {
+                    let _ = m.forward(x.clone()).into_data();
+                });
                 println!(
                     "Burn Flex float eval: {flex:.1} images/s (batch {batch}, Flex's own threads); fast/flex = {:.1}x",
                     rate / flex
