@@ -12,6 +12,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use mognet_core::{MognetConfig, SplitMix64};
 
 use crate::data::{Augment, AugmentedSet, ImageBatcher, ImageSet};
+use crate::train::run::spawn_batches;
 
 /// Median of a sample (0 for an empty one).
 pub fn median(mut v: Vec<f64>) -> f64 {
@@ -171,20 +172,8 @@ pub fn data_loading(set: ImageSet, batch: usize, workers: usize, rounds: usize) 
     let mut own_rates = Vec::new();
     for _ in 0..rounds {
         let t = Instant::now();
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(TensorData, TensorData)>(3);
-        let v = view.clone();
-        let producer = std::thread::spawn(move || {
-            let order: Vec<usize> = (0..v.len()).collect();
-            for chunk in order.chunks(batch) {
-                let items: Vec<_> = chunk
-                    .iter()
-                    .map(|&i| v.get(i).expect("index in range"))
-                    .collect();
-                if tx.send(batcher.host_data(&items)).is_err() {
-                    return;
-                }
-            }
-        });
+        let order: Vec<usize> = (0..view.len()).collect();
+        let (rx, producer) = spawn_batches(view.clone(), order, batch, batcher);
         let mut n = 0;
         for (x, _) in rx.iter() {
             std::hint::black_box(Tensor::<4>::from_data(x, &device));

@@ -4,7 +4,7 @@
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::Instant;
 
 use burn::data::dataset::Dataset as _;
@@ -225,6 +225,33 @@ fn bar(len: u64, prefix: String) -> ProgressBar {
     pb
 }
 
+/// The trainer's input pipeline: a helper thread builds the batches of `view` in `order` (host
+/// data: images, labels), at most three ahead, while the device works. Dropping the receiver
+/// stops the thread; join it afterwards.
+pub fn spawn_batches(
+    view: AugmentedSet,
+    order: Vec<usize>,
+    batch: usize,
+    batcher: ImageBatcher,
+) -> (
+    Receiver<(TensorData, TensorData)>,
+    std::thread::JoinHandle<()>,
+) {
+    let (tx, rx) = sync_channel::<(TensorData, TensorData)>(3);
+    let producer = std::thread::spawn(move || {
+        for chunk in order.chunks(batch) {
+            let items: Vec<_> = chunk
+                .iter()
+                .map(|&i| view.get(i).expect("index within the set"))
+                .collect();
+            if tx.send(batcher.host_data(&items)).is_err() {
+                return;
+            }
+        }
+    });
+    (rx, producer)
+}
+
 /// Metrics lines kept from an earlier session: those of epochs `1..=epoch`.
 fn truncate_metrics(path: &Path, epoch: usize) -> Result<f64, CheckpointError> {
     let Ok(text) = std::fs::read_to_string(path) else {
@@ -344,19 +371,7 @@ pub fn train(
             seed: t.seed,
             epoch: epoch as u64,
         };
-        // Batches are built on a helper thread, in order, while the device works.
-        let (tx, rx) = sync_channel::<(TensorData, TensorData)>(3);
-        let producer = std::thread::spawn(move || {
-            for chunk in order.chunks(bs) {
-                let items: Vec<_> = chunk
-                    .iter()
-                    .map(|&i| view.get(i).expect("index within the set"))
-                    .collect();
-                if tx.send(batcher.host_data(&items)).is_err() {
-                    return;
-                }
-            }
-        });
+        let (rx, producer) = spawn_batches(view, order, bs, batcher);
         let pb = bar(n as u64, format!("epoch {}/{}", epoch + 1, t.epochs));
         let (mut loss_sum, mut correct, mut seen, mut lr) = (0.0, 0usize, 0usize, 0.0);
         let mut complete = true;
