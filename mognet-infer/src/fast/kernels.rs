@@ -39,11 +39,6 @@ impl Terms {
         Terms { offsets, ranges }
     }
 
-    /// Terms of a +-1 matrix `[n][m]` (the CA layer).
-    pub fn dense_pm1(weights: &[i8], n: usize, m: usize, geom: &Geom) -> Terms {
-        Terms::new(weights, n, m, 1, 1, geom)
-    }
-
     /// Nonzero weights in all.
     pub fn count(&self) -> usize {
         self.offsets.len()
