@@ -68,24 +68,22 @@ pub fn signed_taps<'a>(
     })
 }
 
-/// A 1x1 convolution with few distinct weights (ternary, or the CA's +-1) as table lookups.
+/// A 1x1 convolution with +-1 weights (the CA layer) as table lookups.
 ///
-/// Input channels go in blocks of four. For each block and pixel chunk the kernel builds every
-/// combination of the four planes its weights can make: the 81 sums `sum_i t_i x_i` with
-/// `t_i in {-1, 0, 1}` (ternary), or the 16 subset sums (+-1, where `w = 2b - 1` gives
-/// `out = 2 * sum(subsets) - sum(all)`). An output is then one lookup per block instead of up to
-/// four additions. Blocks are the outer loop, so each table stays in L1 while every output reads
-/// it.
+/// Input channels go in blocks of `width`. For each block and pixel chunk the kernel builds the
+/// `2^width` subset sums of the block's planes (with `w = 2b - 1`, `out = 2 * sum(subsets) -
+/// sum(all)`). An output is then one lookup per block instead of `width` additions. Blocks are
+/// the outer loop, so each table stays in L1 while every output reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableConv {
     /// Input channels.
     pub inputs: usize,
     /// Output channels.
     pub outputs: usize,
-    /// `ceil(inputs / 4)`.
+    /// Input channels per block (1..=8).
+    pub width: usize,
+    /// `ceil(inputs / width)`.
     pub blocks: usize,
-    /// Weights are +-1 (16-entry tables) rather than ternary (81 entries).
-    pub pm1: bool,
     /// `codes[o * blocks + b]`: the table entry of output `o` in block `b`.
     pub codes: Vec<u8>,
     /// Plane distance of the input buffer.
@@ -93,25 +91,27 @@ pub struct TableConv {
 }
 
 impl TableConv {
-    /// The table form of `[out][in]` weights (ternary, or +-1 when `pm1`).
-    pub fn new(weights: &[i8], outputs: usize, inputs: usize, pm1: bool, geom: &Geom) -> TableConv {
-        let blocks = inputs.div_ceil(4);
+    /// The table form of `[out][in]` +-1 weights, `width` inputs per block.
+    pub fn new(
+        weights: &[i8],
+        outputs: usize,
+        inputs: usize,
+        width: usize,
+        geom: &Geom,
+    ) -> TableConv {
+        assert!(
+            (1..=8).contains(&width),
+            "table width {width} outside 1..=8"
+        );
+        let blocks = inputs.div_ceil(width);
         let mut codes = vec![0u8; blocks * outputs];
         for o in 0..outputs {
             for b in 0..blocks {
                 let mut code = 0u32;
-                for i in (0..4).rev() {
-                    let j = 4 * b + i;
-                    let w = if j < inputs {
-                        weights[o * inputs + j]
-                    } else {
-                        0
-                    };
-                    code = if pm1 {
-                        code * 2 + (w > 0) as u32
-                    } else {
-                        code * 3 + (w + 1) as u32
-                    };
+                for i in (0..width).rev() {
+                    let j = width * b + i;
+                    let plus = j < inputs && weights[o * inputs + j] > 0;
+                    code = code * 2 + plus as u32;
                 }
                 codes[o * blocks + b] = code as u8;
             }
@@ -119,8 +119,8 @@ impl TableConv {
         TableConv {
             inputs,
             outputs,
+            width,
             blocks,
-            pm1,
             codes,
             plane: geom.plane,
         }
@@ -128,15 +128,21 @@ impl TableConv {
 
     /// Table entries per block.
     pub fn entries(&self) -> usize {
-        if self.pm1 { 16 } else { 81 }
+        1 << self.width
     }
 }
+
+/// Input channels per table block in the engine. Fewer vector additions would be needed with 5
+/// or 6 (the tables cost `2^w` per block, the lookups one per block and output), but their
+/// tables crowd L1: mognet-m at batch 1 measured 657-670 img/s with 5 and 575-586 with 6,
+/// against 680-695 with 4 (A/B, 2026-11-27).
+pub const TABLE_WIDTH: usize = 4;
 
 /// Elements per chunk of the table kernel: two 512-bit registers of i32, so that each table
 /// lookup's scalar work (code byte, address) serves 32 additions; 16 measured slower.
 pub const TCHUNK: usize = 32;
 
-/// Builds block `b`'s table at `base` into `tab`; returns the block's plain sum (for +-1).
+/// Builds block `b`'s table at `base` into `tab`; returns the block's plain sum.
 #[inline(always)]
 fn build_table(
     input: &[i32],
@@ -148,8 +154,8 @@ fn build_table(
     let mut sum = [0i32; TCHUNK];
     tab[0] = [0; TCHUNK];
     let mut size = 1;
-    for i in 0..4 {
-        let j = 4 * b + i;
+    for i in 0..t.width {
+        let j = t.width * b + i;
         let x: [i32; TCHUNK] = if j < t.inputs {
             let at = base + j * t.plane;
             input[at..at + TCHUNK].try_into().expect("chunk in bounds")
@@ -159,33 +165,15 @@ fn build_table(
         for l in 0..TCHUNK {
             sum[l] += x[l];
         }
-        if t.pm1 {
-            // Entry e + 2^i: subset e plus input i (bit i is the input's weight being +1).
-            for e in 0..size {
-                let mut v = tab[e];
-                for l in 0..TCHUNK {
-                    v[l] += x[l];
-                }
-                tab[e + size] = v;
+        // Entry e + 2^i: subset e plus input i (bit i is the input's weight being +1).
+        for e in 0..size {
+            let mut v = tab[e];
+            for l in 0..TCHUNK {
+                v[l] += x[l];
             }
-            size *= 2;
-        } else {
-            // Entry e + d * 3^i: digit d = t_i + 1. Existing entries are digit 0 so far, which
-            // must become -x: shift them to d = 1 (t = 0) and d = 2 (t = +1) first.
-            for e in 0..size {
-                let v = tab[e];
-                let mut minus = v;
-                let mut plus = v;
-                for l in 0..TCHUNK {
-                    minus[l] -= x[l];
-                    plus[l] += x[l];
-                }
-                tab[e + size] = v;
-                tab[e + 2 * size] = plus;
-                tab[e] = minus;
-            }
-            size *= 3;
+            tab[e + size] = v;
         }
+        size *= 2;
     }
     sum
 }
@@ -263,10 +251,8 @@ pub fn table_conv<'a>(
                     partial[o] = a;
                     continue;
                 }
-                if t.pm1 {
-                    for l in 0..TCHUNK {
-                        a[l] = 2 * a[l] - total[l];
-                    }
+                for l in 0..TCHUNK {
+                    a[l] = 2 * a[l] - total[l];
                 }
                 let dst = &mut output[geom.front + o * geom.plane + f..][..n];
                 match rq {
