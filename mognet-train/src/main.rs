@@ -190,6 +190,14 @@ struct TrainArgs {
     /// Stop after this many epochs in this session (continue later with --resume).
     #[arg(long)]
     stop_after: Option<usize>,
+    /// Stop after this many optimizer steps in this session, checkpointing there (continue
+    /// later with --resume).
+    #[arg(long)]
+    stop_after_steps: Option<usize>,
+    /// Checkpoint within an epoch every this many minutes (0: at epoch ends only), so that a
+    /// killed session loses at most that much work.
+    #[arg(long, default_value_t = 10.0)]
+    checkpoint_minutes: f64,
     /// Disable augmentation (random crop and flip).
     #[arg(long)]
     no_augment: bool,
@@ -302,12 +310,23 @@ fn train_command(args: TrainArgs) -> Result<()> {
         .with_limit_train(args.limit_train)
         .with_limit_valid(args.limit_valid)
         .with_time_budget_minutes(args.time_budget)
-        .with_stop_after_epochs(args.stop_after);
+        .with_stop_after_epochs(args.stop_after)
+        .with_stop_after_steps(args.stop_after_steps)
+        .with_checkpoint_minutes(args.checkpoint_minutes);
     if args.no_augment {
         train_config.augment = Some(mognet_train::data::Augment::NONE);
     }
     if args.batch_size == 0 || args.epochs == 0 {
         bail!("--batch-size and --epochs must be positive");
+    }
+    if !(args.checkpoint_minutes >= 0.0 && args.checkpoint_minutes.is_finite()) {
+        bail!(
+            "--checkpoint-minutes must be 0 or more, got {}",
+            args.checkpoint_minutes
+        );
+    }
+    if args.stop_after_steps == Some(0) {
+        bail!("--stop-after-steps must be positive");
     }
     let run = RunConfig {
         model,

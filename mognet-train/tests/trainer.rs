@@ -124,6 +124,62 @@ fn resume_after_epoch_one_equals_an_uninterrupted_run_bit_for_bit() {
 }
 
 #[test]
+fn resume_within_an_epoch_equals_an_uninterrupted_run_bit_for_bit() {
+    let device = Device::flex();
+    let whole = scratch("whole-steps");
+    let split = scratch("split-steps");
+    // 192 images in batches of 32: 6 steps per epoch, 12 in all.
+    train(&whole, &tiny_run(2, 192), false, &device, &mut quiet).unwrap();
+    let session = |steps| {
+        let mut run = tiny_run(2, 192);
+        run.train.stop_after_steps = steps;
+        run
+    };
+    // Stopped at batch 4 of epoch 1, then at batch 3 of epoch 2 (4 + 5 steps), then finished.
+    let first = train(&split, &session(Some(4)), false, &device, &mut quiet).unwrap();
+    assert!(first.stopped_by_budget && first.epochs.is_empty());
+    let state = checkpoint::load_state(&checkpoint::last_dir(&split).unwrap()).unwrap();
+    assert_eq!((state.epoch, state.step), (0, 4));
+    assert_eq!(
+        state.progress.as_ref().map(|p| (p.batches, p.seen)),
+        Some((4, 128))
+    );
+    let second = train(&split, &session(Some(5)), true, &device, &mut quiet).unwrap();
+    assert!(second.stopped_by_budget);
+    assert_eq!(second.epochs.len(), 1);
+    let state = checkpoint::load_state(&checkpoint::last_dir(&split).unwrap()).unwrap();
+    assert_eq!((state.epoch, state.step), (1, 9));
+    assert_eq!(state.progress.map(|p| p.batches), Some(3));
+    let last = train(&split, &session(None), true, &device, &mut quiet).unwrap();
+    assert!(!last.stopped_by_budget);
+    let weights = |run: &Path| {
+        let (_, model) = load_run_model(run, RunWeights::Last, &device).unwrap();
+        let mut all = AllFloats(Vec::new());
+        model.visit(&mut all);
+        all.0
+    };
+    assert!(
+        weights(&whole) == weights(&split),
+        "weights differ after resume"
+    );
+    let (a, b) = (metrics(&whole), metrics(&split));
+    assert_eq!(b.len(), 2);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            (x.train_loss, x.train_acc, x.valid_acc, x.steps),
+            (y.train_loss, y.train_acc, y.valid_acc, y.steps)
+        );
+    }
+    // Only the newest checkpoint is kept.
+    let kept = std::fs::read_dir(split.join("checkpoints"))
+        .unwrap()
+        .count();
+    assert_eq!(kept, 1);
+    std::fs::remove_dir_all(whole).ok();
+    std::fs::remove_dir_all(split).ok();
+}
+
+#[test]
 fn corrupted_or_missing_checkpoints_are_typed_errors() {
     let dir = scratch("corrupt");
     train(&dir, &tiny_run(1, 64), false, &Device::flex(), &mut quiet).unwrap();

@@ -2,7 +2,8 @@
 //!
 //! Each epoch writes `RUN_DIR/checkpoints/epoch-NNNN/{model.bpk, optim.bpk, state.json}` and then
 //! atomically replaces the pointer `RUN_DIR/last.json`; a crash leaves the previous checkpoint
-//! intact. `state.json` records the CRC-32 of the two binary files, so a damaged file is reported
+//! intact. Checkpoints within an epoch go to `epoch-NNNN-batch-BBBBB` (NNNN epochs and BBBBB
+//! batches of the next one done). `state.json` records the CRC-32 of the two binary files, so a damaged file is reported
 //! as such instead of being loaded as garbage.
 
 use std::path::{Path, PathBuf};
@@ -17,8 +18,25 @@ pub use mognet_core::persist::{
 use mognet_core::persist::{apply_model_bytes, model_bytes};
 use serde::{Deserialize, Serialize};
 
-/// Version of `state.json`'s layout.
-pub const STATE_VERSION: u32 = 1;
+/// Version of `state.json`'s layout: 2 added `progress` (checkpoints within an epoch). Version
+/// 1 files load as epoch-end checkpoints.
+pub const STATE_VERSION: u32 = 2;
+
+/// How far the loop had got into the epoch after `LoopState::epoch` when it checkpointed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochProgress {
+    /// Batches of the epoch already trained (its data order is a function of seed and epoch,
+    /// so a resume skips exactly these).
+    pub batches: usize,
+    /// Sum of the batch losses times batch sizes so far.
+    pub loss_sum: f64,
+    /// Correct training predictions so far.
+    pub correct: usize,
+    /// Training images so far.
+    pub seen: usize,
+    /// Seconds spent on the epoch so far.
+    pub seconds: f64,
+}
 
 /// The loop's state at the end of an epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,11 +60,18 @@ pub struct LoopState {
     pub model_crc: u32,
     /// CRC-32 of `optim.bpk`.
     pub optim_crc: u32,
+    /// Set when the checkpoint was taken within an epoch.
+    #[serde(default)]
+    pub progress: Option<EpochProgress>,
 }
 
-/// The folder of the checkpoint of `epoch`.
-pub fn epoch_dir(run: &Path, epoch: usize) -> PathBuf {
-    run.join("checkpoints").join(format!("epoch-{epoch:04}"))
+/// The folder of the checkpoint after `epoch` epochs (and `batches` batches of the next).
+pub fn epoch_dir(run: &Path, epoch: usize, batches: usize) -> PathBuf {
+    let name = match batches {
+        0 => format!("epoch-{epoch:04}"),
+        b => format!("epoch-{epoch:04}-batch-{b:05}"),
+    };
+    run.join("checkpoints").join(name)
 }
 
 /// Writes a checkpoint and points `last.json` at it; removes the previous one.
@@ -56,7 +81,8 @@ pub fn save(
     optim: &ModuleOptimizer,
     mut state: LoopState,
 ) -> Result<(), CheckpointError> {
-    let dir = epoch_dir(run, state.epoch);
+    let batches = state.progress.as_ref().map_or(0, |p| p.batches);
+    let dir = epoch_dir(run, state.epoch, batches);
     let model_path = dir.join("model.bpk");
     let optim_path = dir.join("optim.bpk");
     let model = model_bytes(model, &model_path)?;
@@ -100,7 +126,7 @@ pub fn load_state(dir: &Path) -> Result<LoopState, CheckpointError> {
     let path = dir.join("state.json");
     let value = read_json(&path)?;
     let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
-    if version != STATE_VERSION {
+    if !(1..=STATE_VERSION).contains(&version) {
         return Err(CheckpointError::Version {
             path,
             found: version,
@@ -135,4 +161,49 @@ pub fn load(dir: &Path, model: Mognet, optim: ModuleOptimizer) -> Result<Loaded,
         optim,
         state,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_one_states_load_as_epoch_end_checkpoints() {
+        let dir = std::env::temp_dir().join(format!("mognet-state-v1-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A state.json as version 1 wrote it (before checkpoints within an epoch).
+        let v1 = r#"{"version": 1, "epoch": 7, "step": 3283, "epoch_complete": true, "seed": 1,
+            "best_valid_acc": 0.8968, "best_epoch": 7, "model_crc": 1305599715,
+            "optim_crc": 131355811}"#;
+        std::fs::write(dir.join("state.json"), v1).unwrap();
+        let state = load_state(&dir).unwrap();
+        assert_eq!((state.epoch, state.step, state.best_epoch), (7, 3283, 7));
+        assert_eq!(state.progress, None);
+        std::fs::write(
+            dir.join("state.json"),
+            v1.replace("\"version\": 1", "\"version\": 3"),
+        )
+        .unwrap();
+        let err = load_state(&dir).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CheckpointError::Version {
+                    found: 3,
+                    expected: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            epoch_dir(&dir, 7, 0).file_name().unwrap().to_str(),
+            Some("epoch-0007")
+        );
+        assert_eq!(
+            epoch_dir(&dir, 7, 12).file_name().unwrap().to_str(),
+            Some("epoch-0007-batch-00012")
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
 }

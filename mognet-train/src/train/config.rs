@@ -84,6 +84,16 @@ pub struct TrainConfig {
     /// Like the time budget, it belongs to the session, not the run. Default: none.
     #[config(default = "None")]
     pub stop_after_epochs: Option<usize>,
+    /// Stop after this many optimizer steps in this session, checkpointing where it stops (in
+    /// the middle of an epoch if need be); a session setting like `stop_after_epochs`.
+    /// Default: none.
+    #[config(default = "None")]
+    pub stop_after_steps: Option<usize>,
+    /// Also checkpoint within an epoch every this many minutes, so that a killed session loses
+    /// at most that much work (an epoch of mognet-m takes about 45 minutes on 2 CPU cores);
+    /// 0 checkpoints at epoch ends only. Default: 10.
+    #[config(default = 10.0)]
+    pub checkpoint_minutes: f64,
     /// Training augmentation; `None` picks the dataset's default (crop pad 4 colour / 2 gray,
     /// flip). Default: `None`.
     #[config(default = "None")]

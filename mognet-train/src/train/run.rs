@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{AugmentedSet, DataError, ImageBatcher, ImageSet, Split};
 use crate::eval::evaluate;
-use crate::train::checkpoint::{self, CheckpointError, LoopState};
+use crate::train::checkpoint::{self, CheckpointError, EpochProgress, LoopState};
 use crate::train::config::{OptimizerKind, RunConfig};
 
 /// Stream id of the data-order permutation.
@@ -129,7 +129,8 @@ pub struct TrainOutcome {
     pub best_valid_acc: f64,
     /// Epoch of the best validation accuracy.
     pub best_epoch: usize,
-    /// The time budget (or `stop_after_epochs`) ended the call before the last epoch.
+    /// The time budget (or `stop_after_epochs`, `stop_after_steps`) ended the call before the
+    /// end of the run.
     pub stopped_by_budget: bool,
     /// The trained model (on the training device, in training mode).
     pub model: Mognet,
@@ -282,7 +283,8 @@ fn append_metrics(path: &Path, m: &EpochMetrics) -> Result<(), CheckpointError> 
 
 /// Trains the run in `run_dir` with `run` (written to `config.json`), from scratch, or from its
 /// last checkpoint when `resume` (the stored config is then used; `run` only supplies
-/// `epochs`, `time_budget_minutes` and `stop_after_epochs`). `device` is the training device without autodiff.
+/// `epochs`, `time_budget_minutes`, `stop_after_epochs`, `stop_after_steps` and
+/// `checkpoint_minutes`). `device` is the training device without autodiff.
 pub fn train(
     run_dir: &Path,
     run: &RunConfig,
@@ -306,6 +308,8 @@ pub fn train(
         run.train.epochs = session.epochs;
         run.train.time_budget_minutes = session.time_budget_minutes;
         run.train.stop_after_epochs = session.stop_after_epochs;
+        run.train.stop_after_steps = session.stop_after_steps;
+        run.train.checkpoint_minutes = session.checkpoint_minutes;
     } else if has_checkpoint {
         return Err(TrainError::RunDir {
             path: run_dir.to_path_buf(),
@@ -328,6 +332,7 @@ pub fn train(
     let metrics_path = run_dir.join("metrics.jsonl");
     let (mut start_epoch, mut step, mut best_acc, mut best_epoch, mut wall_before) =
         (0, 0, -1.0, 0, 0.0);
+    let mut resumed_progress: Option<EpochProgress> = None;
     if resume {
         let dir = checkpoint::last_dir(run_dir)?;
         let loaded = checkpoint::load(&dir, model, optim)?;
@@ -338,8 +343,13 @@ pub fn train(
         best_acc = loaded.state.best_valid_acc;
         best_epoch = loaded.state.best_epoch;
         wall_before = truncate_metrics(&metrics_path, start_epoch)?;
+        resumed_progress = loaded.state.progress;
+        let within = match &resumed_progress {
+            Some(p) => format!(" and {} batches of epoch {}", p.batches, start_epoch + 1),
+            None => String::new(),
+        };
         log(&format!(
-            "resuming {} after epoch {start_epoch} (step {step}, best valid acc {best_acc:.4} at epoch {best_epoch})",
+            "resuming {} after epoch {start_epoch}{within} (step {step}, best valid acc {best_acc:.4} at epoch {best_epoch})",
             run_dir.display()
         ));
     } else {
@@ -361,10 +371,17 @@ pub fn train(
     let bs = t.batch_size.max(1);
     let mut outcome_epochs = Vec::new();
     let mut stopped_by_budget = false;
+    let mut session_steps = 0usize;
+    let checkpoint_every = (t.checkpoint_minutes > 0.0)
+        .then(|| std::time::Duration::from_secs_f64(t.checkpoint_minutes * 60.0));
 
     for epoch in start_epoch..t.epochs {
         let epoch_start = Instant::now();
+        let mut last_checkpoint = Instant::now();
+        // A checkpoint within this epoch: its first batches are done already.
+        let before = resumed_progress.take().unwrap_or_default();
         let order = epoch_order(n, t.seed, epoch);
+        let order = order[(before.batches * bs).min(n)..].to_vec();
         let view = AugmentedSet {
             set: train_set.clone(),
             augment: t.augmentation(),
@@ -373,9 +390,12 @@ pub fn train(
         };
         let (rx, producer) = spawn_batches(view, order, bs, batcher);
         let pb = bar(n as u64, format!("epoch {}/{}", epoch + 1, t.epochs));
-        let (mut loss_sum, mut correct, mut seen, mut lr) = (0.0, 0usize, 0usize, 0.0);
+        pb.set_position(before.seen as u64);
+        let (mut loss_sum, mut correct, mut seen, mut lr) =
+            (before.loss_sum, before.correct, before.seen, 0.0);
+        let epoch_seconds = |start: Instant| before.seconds + start.elapsed().as_secs_f64();
         let mut complete = true;
-        for (batch_index, (x, y)) in rx.iter().enumerate() {
+        for (batch_index, (x, y)) in (before.batches..).zip(rx.iter()) {
             if let Some(budget) = budget
                 && started.elapsed() >= budget
             {
@@ -429,11 +449,59 @@ pub fn train(
                 correct as f64 / seen as f64,
                 lr
             ));
+            session_steps += 1;
+            let stop = t.stop_after_steps.is_some_and(|s| session_steps >= s);
+            let due = checkpoint_every.is_some_and(|every| last_checkpoint.elapsed() >= every);
+            // Within the epoch only: its last batch is followed by the epoch-end checkpoint.
+            if (stop || due) && batch_index + 1 < steps_per_epoch {
+                let progress = EpochProgress {
+                    batches: batch_index + 1,
+                    loss_sum,
+                    correct,
+                    seen,
+                    seconds: epoch_seconds(epoch_start),
+                };
+                checkpoint::save(
+                    run_dir,
+                    &model,
+                    &optim,
+                    LoopState {
+                        version: checkpoint::STATE_VERSION,
+                        epoch,
+                        step,
+                        epoch_complete: true,
+                        seed: t.seed,
+                        best_valid_acc: best_acc,
+                        best_epoch,
+                        model_crc: 0,
+                        optim_crc: 0,
+                        progress: Some(progress),
+                    },
+                )?;
+                last_checkpoint = Instant::now();
+                if stop {
+                    drop(rx);
+                    let _ = producer.join();
+                    pb.abandon();
+                    log(&format!(
+                        "stopping after {session_steps} steps as asked, at batch {} of epoch {}; continue with --resume",
+                        batch_index + 1,
+                        epoch + 1
+                    ));
+                    return Ok(TrainOutcome {
+                        epochs: outcome_epochs,
+                        best_valid_acc: best_acc.max(0.0),
+                        best_epoch,
+                        stopped_by_budget: true,
+                        model,
+                    });
+                }
+            }
         }
         drop(rx);
         let _ = producer.join();
         pb.finish_and_clear();
-        let train_seconds = epoch_start.elapsed().as_secs_f64();
+        let train_seconds = epoch_seconds(epoch_start);
 
         if t.bn_recalibration > 0 {
             // The running averages trail weights that moved a lot this epoch: re-estimate them
@@ -488,7 +556,7 @@ pub fn train(
             occupancy,
             gate_on: report.gate_on.clone(),
             images_per_sec: seen as f64 / train_seconds.max(1e-9),
-            epoch_seconds: epoch_start.elapsed().as_secs_f64(),
+            epoch_seconds: epoch_seconds(epoch_start),
             wall_seconds: wall_before + started.elapsed().as_secs_f64(),
             steps: step,
             complete,
@@ -515,6 +583,7 @@ pub fn train(
                 best_epoch,
                 model_crc: 0,
                 optim_crc: 0,
+                progress: None,
             },
         )?;
         append_metrics(&metrics_path, &metrics)?;
@@ -537,9 +606,12 @@ pub fn train(
             }
         ));
         outcome_epochs.push(metrics);
-        if t.stop_after_epochs == Some(outcome_epochs.len()) && epoch + 1 < t.epochs {
+        let steps_reached = t.stop_after_steps.is_some_and(|s| session_steps >= s);
+        if (t.stop_after_epochs == Some(outcome_epochs.len()) || steps_reached)
+            && epoch + 1 < t.epochs
+        {
             log(&format!(
-                "stopping after {} epochs as asked; continue with --resume",
+                "stopping after {} epochs and {session_steps} steps as asked; continue with --resume",
                 outcome_epochs.len()
             ));
             stopped_by_budget = true;
