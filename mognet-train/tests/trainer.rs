@@ -53,6 +53,15 @@ impl ModuleVisitor for AllFloats {
     }
 }
 
+/// Every parameter and running statistic of a run's last checkpoint, bit for bit (the files
+/// themselves differ in the parameter ids, which are random per model instance).
+fn last_weights(run: &Path) -> Vec<u32> {
+    let (_, model) = load_run_model(run, RunWeights::Last, &Device::flex()).unwrap();
+    let mut all = AllFloats(Vec::new());
+    model.visit(&mut all);
+    all.0
+}
+
 fn metrics(run: &Path) -> Vec<EpochMetrics> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
@@ -99,15 +108,7 @@ fn resume_after_epoch_one_equals_an_uninterrupted_run_bit_for_bit() {
     // ...then continued by a fresh call with --resume.
     let resumed = train(&split, &tiny_run(2, 192), true, &device, &mut quiet).unwrap();
     assert_eq!(resumed.epochs.len(), 1);
-    // Every parameter and running statistic, bit for bit (the files themselves differ only in
-    // the parameter ids, which are random per model instance).
-    let weights = |run: &Path| {
-        let (_, model) = load_run_model(run, RunWeights::Last, &device).unwrap();
-        let mut all = AllFloats(Vec::new());
-        model.visit(&mut all);
-        all.0
-    };
-    let (w_whole, w_split) = (weights(&whole), weights(&split));
+    let (w_whole, w_split) = (last_weights(&whole), last_weights(&split));
     assert!(w_whole.len() > 1000);
     assert!(w_whole == w_split, "weights differ after resume");
     let (a, b) = (metrics(&whole), metrics(&split));
@@ -152,14 +153,8 @@ fn resume_within_an_epoch_equals_an_uninterrupted_run_bit_for_bit() {
     assert_eq!(state.progress.map(|p| p.batches), Some(3));
     let last = train(&split, &session(None), true, &device, &mut quiet).unwrap();
     assert!(!last.stopped_by_budget);
-    let weights = |run: &Path| {
-        let (_, model) = load_run_model(run, RunWeights::Last, &device).unwrap();
-        let mut all = AllFloats(Vec::new());
-        model.visit(&mut all);
-        all.0
-    };
     assert!(
-        weights(&whole) == weights(&split),
+        last_weights(&whole) == last_weights(&split),
         "weights differ after resume"
     );
     let (a, b) = (metrics(&whole), metrics(&split));

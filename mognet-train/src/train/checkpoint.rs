@@ -65,6 +65,31 @@ pub struct LoopState {
     pub progress: Option<EpochProgress>,
 }
 
+impl LoopState {
+    /// The state after `epoch` epochs and `step` steps, at an epoch's end (the CRCs are filled
+    /// in by [`save`]).
+    pub fn new(
+        epoch: usize,
+        step: usize,
+        seed: u64,
+        best_valid_acc: f64,
+        best_epoch: usize,
+    ) -> LoopState {
+        LoopState {
+            version: STATE_VERSION,
+            epoch,
+            step,
+            epoch_complete: true,
+            seed,
+            best_valid_acc,
+            best_epoch,
+            model_crc: 0,
+            optim_crc: 0,
+            progress: None,
+        }
+    }
+}
+
 /// The folder of the checkpoint after `epoch` epochs (and `batches` batches of the next).
 pub fn epoch_dir(run: &Path, epoch: usize, batches: usize) -> PathBuf {
     let name = match batches {

@@ -466,16 +466,8 @@ pub fn train(
                     &model,
                     &optim,
                     LoopState {
-                        version: checkpoint::STATE_VERSION,
-                        epoch,
-                        step,
-                        epoch_complete: true,
-                        seed: t.seed,
-                        best_valid_acc: best_acc,
-                        best_epoch,
-                        model_crc: 0,
-                        optim_crc: 0,
                         progress: Some(progress),
+                        ..LoopState::new(epoch, step, t.seed, best_acc, best_epoch)
                     },
                 )?;
                 last_checkpoint = Instant::now();
@@ -574,16 +566,8 @@ pub fn train(
             &model,
             &optim,
             LoopState {
-                version: checkpoint::STATE_VERSION,
-                epoch: epoch + 1,
-                step,
                 epoch_complete: complete,
-                seed: t.seed,
-                best_valid_acc: best_acc,
-                best_epoch,
-                model_crc: 0,
-                optim_crc: 0,
-                progress: None,
+                ..LoopState::new(epoch + 1, step, t.seed, best_acc, best_epoch)
             },
         )?;
         append_metrics(&metrics_path, &metrics)?;
