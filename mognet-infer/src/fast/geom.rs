@@ -11,6 +11,22 @@
 /// Elements computed together: 64 i32, four 512-bit or eight 256-bit registers.
 pub const CHUNK: usize = 64;
 
+/// The narrowest chunk a kernel is instantiated for (one 512-bit register of i32).
+pub const NARROW: usize = 16;
+
+/// `n` pixels of a layer's flat interior range from `f`, computed as one chunk of `width` lanes
+/// (`n <= width`; the lanes past `n` are computed and dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// First flat index.
+    pub f: usize,
+    /// Pixels kept.
+    pub n: usize,
+    /// Lanes computed: the kernel's widest chunk, a half or a quarter of it (at least
+    /// [`NARROW`]).
+    pub width: usize,
+}
+
 /// One feature-map size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Geom {
@@ -74,6 +90,32 @@ impl Geom {
         self.front + c * self.plane + (y + self.p) * self.s + x + self.p
     }
 
+    /// The interior range in chunks of `widest` lanes, narrower ones at the end: the range of
+    /// an 8x8 map is 80 flat pixels, which whole chunks of 64 would compute as 128.
+    ///
+    /// A chunk of width `w` is taken while more than `3w/4` pixels are left, so that no chunk
+    /// computes more than a quarter of its lanes for nothing unless it is the narrowest.
+    pub fn spans(&self, widest: usize) -> impl Iterator<Item = Span> + '_ {
+        let mut f = self.start;
+        std::iter::from_fn(move || {
+            if f >= self.end {
+                return None;
+            }
+            let left = self.end - f;
+            let mut width = widest;
+            while width > NARROW && 4 * left <= 3 * width {
+                width /= 2;
+            }
+            let span = Span {
+                f,
+                n: width.min(left),
+                width,
+            };
+            f += span.n;
+            Some(span)
+        })
+    }
+
     /// Offset of tap `(ky, kx)` of a kxk kernel (`ky, kx` in `0..k`).
     pub fn tap(&self, k: usize, ky: usize, kx: usize) -> isize {
         let r = (k / 2) as isize;
@@ -102,5 +144,31 @@ mod tests {
         let last_chunk = g.front + 2 * g.plane + g.end - 1;
         assert!((last_chunk as isize + g.tap(3, 2, 2)) as usize + CHUNK <= len);
         assert!(g.front as isize + g.start as isize + g.tap(3, 0, 0) >= 0);
+    }
+
+    #[test]
+    fn spans_cover_the_range_with_narrow_chunks_at_the_end() {
+        let widths = |g: &Geom, widest| {
+            let spans: Vec<Span> = g.spans(widest).collect();
+            // Contiguous, covering start..end exactly.
+            let mut f = g.start;
+            for s in &spans {
+                assert_eq!(s.f, f);
+                assert!(s.n <= s.width && s.n > 0);
+                f += s.n;
+            }
+            assert_eq!(f, g.end);
+            spans.iter().map(|s| s.width).collect::<Vec<_>>()
+        };
+        // 8x8: 80 flat pixels = 64 + 16; 16x16: 288 = 4 x 64 + 32; 32x32: 1088 = 17 x 64.
+        assert_eq!(widths(&Geom::new(8, 8, 1), 64), vec![64, 16]);
+        assert_eq!(widths(&Geom::new(16, 16, 1), 64), vec![64, 64, 64, 64, 32]);
+        assert_eq!(widths(&Geom::new(32, 32, 1), 64), vec![64; 17]);
+        assert_eq!(widths(&Geom::new(8, 8, 1), 32), vec![32, 32, 16]);
+        // A tail under 16 still takes a (ragged) narrow chunk.
+        assert_eq!(widths(&Geom::new(1, 3, 1), 64), vec![16]);
+        assert_eq!(Geom::new(1, 3, 1).spans(64).next().unwrap().n, 5);
+        assert_eq!(widths(&Geom::new(1, 60, 0), 64), vec![64]);
+        assert_eq!(widths(&Geom::new(1, 48, 0), 64), vec![32, 16]);
     }
 }

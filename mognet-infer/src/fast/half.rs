@@ -6,7 +6,7 @@
 //! are cut at load time into *segments* whose summed input bounds stay within `i16::MAX`: a
 //! segment adds in i16 without overflow, then widens once into the i32 accumulator.
 
-use super::geom::{CHUNK, Geom};
+use super::geom::{CHUNK, Geom, Span};
 use super::kernels::{Element, Post, signed_taps, store};
 
 /// A ternary convolution's nonzero weights, cut into segments that cannot overflow i16.
@@ -119,46 +119,61 @@ pub fn conv_half<E: Element>(
             "input buffer too small for the convolution's taps"
         );
     }
-    let chunk = |at: isize| -> &[i16; CHUNK] {
+    for span in geom.spans(CHUNK) {
+        match span.width {
+            CHUNK => half_span::<CHUNK, E>(input, output, geom, s, post, span),
+            32 => half_span::<32, E>(input, output, geom, s, post, span),
+            _ => half_span::<16, E>(input, output, geom, s, post, span),
+        }
+    }
+}
+
+/// [`conv_half`] on one span, in a chunk of `N <= CHUNK` lanes.
+#[inline(always)]
+fn half_span<const N: usize, E: Element>(
+    input: &[i16],
+    output: &mut [E],
+    geom: &Geom,
+    s: &Segments,
+    post: Post,
+    Span { f, n, .. }: Span,
+) {
+    let chunk = |at: isize| -> &[i16; N] {
         // SAFETY: `at` is `base + off` for a chunk base and an offset of `s`, inside
-        // `0..=input.len() - CHUNK` by the assertion above; [i16; CHUNK] has i16's alignment.
-        unsafe { &*input.as_ptr().offset(at).cast::<[i16; CHUNK]>() }
+        // `0..=input.len() - CHUNK` by `conv_half`'s assertion, and `N <= CHUNK`;
+        // [i16; N] has i16's alignment.
+        unsafe { &*input.as_ptr().offset(at).cast::<[i16; N]>() }
     };
-    let mut f = geom.start;
-    while f < geom.end {
-        let n = CHUNK.min(geom.end - f);
-        let mask = &geom.mask[f - geom.start..f - geom.start + n];
-        let base = (geom.front + f) as isize;
-        for (o, &(first, last)) in s.outputs.iter().enumerate() {
-            let mut acc = [0i32; CHUNK];
-            for &(a, b, c) in &s.segments[first..last] {
-                let mut part = [0i16; CHUNK];
-                for &off in &s.offsets[a..b] {
-                    let src = chunk(base + off);
-                    for i in 0..CHUNK {
-                        part[i] = part[i].wrapping_add(src[i]);
-                    }
-                }
-                for &off in &s.offsets[b..c] {
-                    let src = chunk(base + off);
-                    for i in 0..CHUNK {
-                        part[i] = part[i].wrapping_sub(src[i]);
-                    }
-                }
-                for i in 0..CHUNK {
-                    acc[i] += part[i] as i32;
+    let mask = &geom.mask[f - geom.start..f - geom.start + n];
+    let base = (geom.front + f) as isize;
+    for (o, &(first, last)) in s.outputs.iter().enumerate() {
+        let mut acc = [0i32; N];
+        for &(a, b, c) in &s.segments[first..last] {
+            let mut part = [0i16; N];
+            for &off in &s.offsets[a..b] {
+                let src = chunk(base + off);
+                for i in 0..N {
+                    part[i] = part[i].wrapping_add(src[i]);
                 }
             }
-            let out_base = geom.front + o * geom.plane;
-            store(
-                &mut output[out_base + f..out_base + f + n],
-                &acc,
-                mask,
-                post,
-                o,
-            );
+            for &off in &s.offsets[b..c] {
+                let src = chunk(base + off);
+                for i in 0..N {
+                    part[i] = part[i].wrapping_sub(src[i]);
+                }
+            }
+            for i in 0..N {
+                acc[i] += part[i] as i32;
+            }
         }
-        f += n;
+        let out_base = geom.front + o * geom.plane;
+        store(
+            &mut output[out_base + f..out_base + f + n],
+            &acc,
+            mask,
+            post,
+            o,
+        );
     }
 }
 

@@ -6,7 +6,7 @@
 //! AVX2). A ternary convolution adds the shifted input planes of its +1 weights and subtracts
 //! those of its -1 weights: zeros cost nothing, and the CA layer's +-1 rows are the same loop.
 
-use super::geom::{CHUNK, Geom};
+use super::geom::{CHUNK, Geom, Span};
 
 /// The nonzero weights of a ternary convolution, as plane offsets per output channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,31 +144,31 @@ pub const TCHUNK: usize = 32;
 
 /// Builds block `b`'s table at `base` into `tab`; returns the block's plain sum.
 #[inline(always)]
-fn build_table(
+fn build_table<const N: usize>(
     input: &[i32],
     base: usize,
     t: &TableConv,
     b: usize,
-    tab: &mut [[i32; TCHUNK]],
-) -> [i32; TCHUNK] {
-    let mut sum = [0i32; TCHUNK];
-    tab[0] = [0; TCHUNK];
+    tab: &mut [[i32; N]],
+) -> [i32; N] {
+    let mut sum = [0i32; N];
+    tab[0] = [0; N];
     let mut size = 1;
     for i in 0..t.width {
         let j = t.width * b + i;
-        let x: [i32; TCHUNK] = if j < t.inputs {
+        let x: [i32; N] = if j < t.inputs {
             let at = base + j * t.plane;
-            input[at..at + TCHUNK].try_into().expect("chunk in bounds")
+            input[at..at + N].try_into().expect("chunk in bounds")
         } else {
-            [0; TCHUNK]
+            [0; N]
         };
-        for l in 0..TCHUNK {
+        for l in 0..N {
             sum[l] += x[l];
         }
         // Entry e + 2^i: subset e plus input i (bit i is the input's weight being +1).
         for e in 0..size {
             let mut v = tab[e];
-            for l in 0..TCHUNK {
+            for l in 0..N {
                 v[l] += x[l];
             }
             tab[e + size] = v;
@@ -189,7 +189,7 @@ impl TableConv {
         (TABLE_BYTES / per_block).clamp(1, self.blocks.max(1))
     }
 
-    /// Rows of `[i32; TCHUNK]` scratch that [`table_conv`] needs: the tables of one group of
+    /// Rows of [`TCHUNK`] i32 of scratch that [`table_conv`] needs: the tables of one group of
     /// blocks, and a partial sum per output when there are several groups.
     pub fn scratch_rows(&self) -> usize {
         let partial = if self.group() < self.blocks {
@@ -202,7 +202,8 @@ impl TableConv {
 }
 
 /// The table convolution over the interior rows of `geom`; stores the accumulators, or (with
-/// `rq`) the codes with border columns zeroed. `scratch` holds [`TableConv::scratch_rows`] rows.
+/// `rq`) the codes with border columns zeroed. `scratch` holds [`TableConv::scratch_rows`] rows
+/// of [`TCHUNK`] i32.
 ///
 /// Blocks go in groups whose tables fit L1 (64 blocks of 2 KiB would not): within a group each
 /// output's sum stays in registers; between groups it waits in a partial-sum row, read and
@@ -214,60 +215,72 @@ pub fn table_conv<'a>(
     geom: &Geom,
     t: &TableConv,
     rq: Option<&dyn Fn(usize) -> Rq<'a>>,
-    scratch: &mut [[i32; TCHUNK]],
+    scratch: &mut [i32],
+) {
+    for span in geom.spans(TCHUNK) {
+        if span.width == TCHUNK {
+            table_span::<TCHUNK>(input, output, geom, t, rq, scratch, span);
+        } else {
+            table_span::<{ TCHUNK / 2 }>(input, output, geom, t, rq, scratch, span);
+        }
+    }
+}
+
+/// [`table_conv`] on one span, in chunks of `N` lanes (the scratch's rows are `N` long here).
+#[inline(always)]
+fn table_span<'a, const N: usize>(
+    input: &[i32],
+    output: &mut [i32],
+    geom: &Geom,
+    t: &TableConv,
+    rq: Option<&dyn Fn(usize) -> Rq<'a>>,
+    scratch: &mut [i32],
+    Span { f, n, .. }: Span,
 ) {
     let entries = t.entries();
     let group = t.group();
-    let (tab, partial) = scratch.split_at_mut(group * entries);
-    let mut f = geom.start;
-    while f < geom.end {
-        let n = TCHUNK.min(geom.end - f);
-        let mask = &geom.mask[f - geom.start..f - geom.start + n];
-        let mut total = [0i32; TCHUNK];
-        let mut first = 0;
-        while first < t.blocks {
-            let last = (first + group).min(t.blocks);
-            for b in first..last {
-                let at = (b - first) * entries;
-                let sum = build_table(input, geom.front + f, t, b, &mut tab[at..at + entries]);
-                for l in 0..TCHUNK {
-                    total[l] += sum[l];
-                }
+    let rows = scratch.as_chunks_mut::<N>().0;
+    let (tab, partial) = rows.split_at_mut(group * entries);
+    let mask = &geom.mask[f - geom.start..f - geom.start + n];
+    let mut total = [0i32; N];
+    let mut first = 0;
+    while first < t.blocks {
+        let last = (first + group).min(t.blocks);
+        for b in first..last {
+            let at = (b - first) * entries;
+            let sum = build_table(input, geom.front + f, t, b, &mut tab[at..at + entries]);
+            for l in 0..N {
+                total[l] += sum[l];
             }
-            for o in 0..t.outputs {
-                let mut a = if first == 0 {
-                    [0i32; TCHUNK]
-                } else {
-                    partial[o]
-                };
-                let row = &t.codes[o * t.blocks + first..o * t.blocks + last];
-                for (b, &code) in row.iter().enumerate() {
-                    let v = &tab[b * entries + code as usize];
-                    for l in 0..TCHUNK {
-                        a[l] += v[l];
-                    }
-                }
-                if last < t.blocks {
-                    partial[o] = a;
-                    continue;
-                }
-                for l in 0..TCHUNK {
-                    a[l] = 2 * a[l] - total[l];
-                }
-                let dst = &mut output[geom.front + o * geom.plane + f..][..n];
-                match rq {
-                    None => dst.copy_from_slice(&a[..n]),
-                    Some(rq) => {
-                        let codes = requant_chunk(&a, rq(o));
-                        for l in 0..n {
-                            dst[l] = codes[l] & mask[l];
-                        }
-                    }
-                }
-            }
-            first = last;
         }
-        f += n;
+        for o in 0..t.outputs {
+            let mut a = if first == 0 { [0i32; N] } else { partial[o] };
+            let row = &t.codes[o * t.blocks + first..o * t.blocks + last];
+            for (b, &code) in row.iter().enumerate() {
+                let v = &tab[b * entries + code as usize];
+                for l in 0..N {
+                    a[l] += v[l];
+                }
+            }
+            if last < t.blocks {
+                partial[o] = a;
+                continue;
+            }
+            for l in 0..N {
+                a[l] = 2 * a[l] - total[l];
+            }
+            let dst = &mut output[geom.front + o * geom.plane + f..][..n];
+            match rq {
+                None => dst.copy_from_slice(&a[..n]),
+                Some(rq) => {
+                    let codes = requant_chunk(&a, rq(o));
+                    for l in 0..n {
+                        dst[l] = codes[l] & mask[l];
+                    }
+                }
+            }
+        }
+        first = last;
     }
 }
 
@@ -284,19 +297,24 @@ pub enum Rq<'a> {
 
 /// The accumulators of one chunk: `sum(plus planes) - sum(minus planes)` at `base`.
 #[inline(always)]
-pub fn conv_chunk(input: &[i32], base: usize, plus: &[isize], minus: &[isize]) -> [i32; CHUNK] {
-    let mut acc = [0i32; CHUNK];
+pub fn conv_chunk<const N: usize>(
+    input: &[i32],
+    base: usize,
+    plus: &[isize],
+    minus: &[isize],
+) -> [i32; N] {
+    let mut acc = [0i32; N];
     for &off in plus {
         let at = (base as isize + off) as usize;
-        let src: &[i32; CHUNK] = input[at..at + CHUNK].try_into().expect("chunk in bounds");
-        for i in 0..CHUNK {
+        let src: &[i32; N] = input[at..at + N].try_into().expect("chunk in bounds");
+        for i in 0..N {
             acc[i] += src[i];
         }
     }
     for &off in minus {
         let at = (base as isize + off) as usize;
-        let src: &[i32; CHUNK] = input[at..at + CHUNK].try_into().expect("chunk in bounds");
-        for i in 0..CHUNK {
+        let src: &[i32; N] = input[at..at + N].try_into().expect("chunk in bounds");
+        for i in 0..N {
             acc[i] -= src[i];
         }
     }
@@ -363,24 +381,44 @@ pub enum Post<'a> {
 /// kilobytes of every input plane, which stay in L1 while the chunk is worked on.
 #[inline(always)]
 pub fn conv<E: Element>(input: &[i32], output: &mut [E], geom: &Geom, terms: &Terms, post: Post) {
-    let mut f = geom.start;
-    while f < geom.end {
-        let n = CHUNK.min(geom.end - f);
-        let mask = &geom.mask[f - geom.start..f - geom.start + n];
-        for (o, &(a, b, c)) in terms.ranges.iter().enumerate() {
-            let (plus, minus) = (&terms.offsets[a..b], &terms.offsets[b..c]);
-            let acc = conv_chunk(input, geom.front + f, plus, minus);
-            let out_base = geom.front + o * geom.plane;
-            let dst = &mut output[out_base + f..out_base + f + n];
-            store(dst, &acc, mask, post, o);
+    for span in geom.spans(CHUNK) {
+        match span.width {
+            CHUNK => conv_span::<CHUNK, E>(input, output, geom, terms, post, span),
+            32 => conv_span::<32, E>(input, output, geom, terms, post, span),
+            _ => conv_span::<16, E>(input, output, geom, terms, post, span),
         }
-        f += n;
+    }
+}
+
+/// [`conv`] on one span, in a chunk of `N` lanes.
+#[inline(always)]
+fn conv_span<const N: usize, E: Element>(
+    input: &[i32],
+    output: &mut [E],
+    geom: &Geom,
+    terms: &Terms,
+    post: Post,
+    Span { f, n, .. }: Span,
+) {
+    let mask = &geom.mask[f - geom.start..f - geom.start + n];
+    for (o, &(a, b, c)) in terms.ranges.iter().enumerate() {
+        let (plus, minus) = (&terms.offsets[a..b], &terms.offsets[b..c]);
+        let acc = conv_chunk::<N>(input, geom.front + f, plus, minus);
+        let out_base = geom.front + o * geom.plane;
+        let dst = &mut output[out_base + f..out_base + f + n];
+        store(dst, &acc, mask, post, o);
     }
 }
 
 /// Stores a chunk's accumulators (or their codes, border columns zeroed) into `dst`.
 #[inline(always)]
-pub fn store<E: Element>(dst: &mut [E], acc: &[i32; CHUNK], mask: &[i32], post: Post, o: usize) {
+pub fn store<const N: usize, E: Element>(
+    dst: &mut [E],
+    acc: &[i32; N],
+    mask: &[i32],
+    post: Post,
+    o: usize,
+) {
     match post {
         Post::Store => {
             for (d, &a) in dst.iter_mut().zip(acc) {

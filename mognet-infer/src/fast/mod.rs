@@ -451,7 +451,7 @@ fn cflog<const VNNI: bool>(
     x: &[i32],
     [a1, a2, f]: [&mut [i32]; 3],
     half: &mut [i16],
-    table: &mut [[i32; TCHUNK]],
+    table: &mut [i32],
     packed: &mut [i32],
     clock: &mut Clock,
 ) {
@@ -538,7 +538,7 @@ fn run<const VNNI: bool>(
                 x,
                 [a1, a2, f],
                 &mut s.half[current],
-                s.table.as_chunks_mut::<TCHUNK>().0,
+                &mut s.table,
                 &mut s.packed,
                 &mut clock,
             );

@@ -293,7 +293,7 @@ fn table_kernel_matches_the_addition_kernel_across_block_groups() {
             .collect();
         let t = TableConv::new(&weights, outputs, inputs, width, &geom);
         grouped += (t.group() < t.blocks) as usize;
-        let mut scratch = vec![[0i32; TCHUNK]; t.scratch_rows()];
+        let mut scratch = vec![0i32; t.scratch_rows() * TCHUNK];
         let mut got = vec![i32::MIN; input.len()];
         table_conv(&input, &mut got, &geom, &t, None, &mut scratch);
         let terms = Terms::new(&weights, outputs, inputs, 1, 1, &geom);

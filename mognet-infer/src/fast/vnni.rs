@@ -8,7 +8,7 @@
 //! weights, four bytes per broadcast word. The accumulators come out as i16 (they fit: see
 //! [`super::half`]), one plane per output channel, the layout the grouped convolution reads.
 
-use super::geom::{CHUNK, Geom};
+use super::geom::{CHUNK, Geom, Span};
 
 /// Output channels computed together (each with `CHUNK / 16` accumulator registers).
 const OUT_BLOCK: usize = 4;
@@ -54,21 +54,21 @@ impl DotConv {
     }
 }
 
-/// Packs the codes of pixels `f..f + CHUNK` of every input channel, four channels per word.
+/// Packs the codes of pixels `f..f + N` of every input channel, four channels per word.
 ///
 /// Codes are 0..=7 (the engine's invariant for activations), so each fits its byte.
 #[inline(always)]
-fn pack(input: &[i32], geom: &Geom, d: &DotConv, f: usize, packed: &mut [i32]) {
+fn pack<const N: usize>(input: &[i32], geom: &Geom, d: &DotConv, f: usize, packed: &mut [i32]) {
     for j in 0..d.words {
-        let mut word = [0i32; CHUNK];
+        let mut word = [0i32; N];
         for i in 0..4.min(d.inputs - 4 * j) {
             let at = geom.front + (4 * j + i) * geom.plane + f;
-            let src: &[i32; CHUNK] = input[at..at + CHUNK].try_into().expect("chunk in bounds");
-            for l in 0..CHUNK {
+            let src: &[i32; N] = input[at..at + N].try_into().expect("chunk in bounds");
+            for l in 0..N {
                 word[l] |= src[l] << (8 * i);
             }
         }
-        packed[j * CHUNK..(j + 1) * CHUNK].copy_from_slice(&word);
+        packed[j * N..(j + 1) * N].copy_from_slice(&word);
     }
 }
 
@@ -88,54 +88,74 @@ pub unsafe fn dot_conv(
     d: &DotConv,
     packed: &mut [i32],
 ) {
-    use std::arch::x86_64::*;
-    const REGS: usize = CHUNK / 16;
     assert!(packed.len() >= d.scratch_len(), "packing scratch too small");
     assert!(
         output.len() >= geom.front + d.outputs * geom.plane,
         "output too small"
     );
-    let mut f = geom.start;
-    while f < geom.end {
-        let n = CHUNK.min(geom.end - f);
-        pack(input, geom, d, f, packed);
-        for ob in (0..d.outputs).step_by(OUT_BLOCK) {
-            let mut acc = [[_mm512_setzero_si512(); REGS]; OUT_BLOCK];
-            for j in 0..d.words {
-                let mut a = [_mm512_setzero_si512(); REGS];
-                for (r, a) in a.iter_mut().enumerate() {
-                    // SAFETY: `j * CHUNK + 16 r + 16 <= words * CHUNK <= packed.len()`
-                    // (asserted above); unaligned loads are allowed.
-                    *a = unsafe {
-                        _mm512_loadu_si512(packed.as_ptr().add(j * CHUNK + 16 * r).cast())
-                    };
-                }
-                for (o, acc) in acc.iter_mut().enumerate() {
-                    let w = _mm512_set1_epi32(d.weights[(ob + o) * d.words + j]);
-                    for r in 0..REGS {
-                        acc[r] = _mm512_dpbusd_epi32(acc[r], a[r], w);
-                    }
-                }
+    for span in geom.spans(CHUNK) {
+        // SAFETY: the caller's contract, and the scratch and output sizes asserted above.
+        unsafe {
+            match span.width {
+                CHUNK => dot_span::<CHUNK>(input, output, geom, d, packed, span),
+                32 => dot_span::<32>(input, output, geom, d, packed, span),
+                _ => dot_span::<16>(input, output, geom, d, packed, span),
             }
-            for (o, acc) in acc.iter().enumerate().take(d.outputs - ob) {
-                let base = geom.front + (ob + o) * geom.plane + f;
-                for (r, v) in acc.iter().enumerate() {
-                    let lanes = n.saturating_sub(16 * r).min(16);
-                    if lanes == 0 {
-                        break;
-                    }
-                    // Only the chunk's `n` pixels are written: past `end` lie the next plane's
-                    // rows, which other channels' values occupy.
-                    let mask: __mmask16 = ((1u32 << lanes) - 1) as __mmask16;
-                    let dst = &mut output[base + 16 * r..base + 16 * r + lanes];
-                    // SAFETY: the mask selects `lanes` i16, all inside `dst` (bounds-checked by
-                    // the slice above); the values fit i16 (caller's contract), so the
-                    // truncating conversion is exact.
-                    unsafe { _mm512_mask_cvtepi32_storeu_epi16(dst.as_mut_ptr().cast(), mask, *v) };
+        }
+    }
+}
+
+/// [`dot_conv`] on one span, in a chunk of `N` lanes (a multiple of 16 up to [`CHUNK`]).
+///
+/// # Safety
+/// As [`dot_conv`], whose assertions this relies on.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+#[inline]
+unsafe fn dot_span<const N: usize>(
+    input: &[i32],
+    output: &mut [i16],
+    geom: &Geom,
+    d: &DotConv,
+    packed: &mut [i32],
+    Span { f, n, .. }: Span,
+) {
+    use std::arch::x86_64::*;
+    let regs = N / 16;
+    pack::<N>(input, geom, d, f, packed);
+    for ob in (0..d.outputs).step_by(OUT_BLOCK) {
+        let mut acc = [[_mm512_setzero_si512(); CHUNK / 16]; OUT_BLOCK];
+        for j in 0..d.words {
+            let mut a = [_mm512_setzero_si512(); CHUNK / 16];
+            for (r, a) in a.iter_mut().enumerate().take(regs) {
+                // SAFETY: `j * N + 16 r + 16 <= words * N <= packed.len()` (asserted by
+                // `dot_conv`); unaligned loads are allowed.
+                *a = unsafe { _mm512_loadu_si512(packed.as_ptr().add(j * N + 16 * r).cast()) };
+            }
+            for (o, acc) in acc.iter_mut().enumerate() {
+                let w = _mm512_set1_epi32(d.weights[(ob + o) * d.words + j]);
+                for r in 0..regs {
+                    acc[r] = _mm512_dpbusd_epi32(acc[r], a[r], w);
                 }
             }
         }
-        f += n;
+        for (o, acc) in acc.iter().enumerate().take(d.outputs - ob) {
+            let base = geom.front + (ob + o) * geom.plane + f;
+            for (r, v) in acc.iter().enumerate().take(regs) {
+                let lanes = n.saturating_sub(16 * r).min(16);
+                if lanes == 0 {
+                    break;
+                }
+                // Only the chunk's `n` pixels are written: past `end` lie the next plane's
+                // rows, which other channels' values occupy.
+                let mask: __mmask16 = ((1u32 << lanes) - 1) as __mmask16;
+                let dst = &mut output[base + 16 * r..base + 16 * r + lanes];
+                // SAFETY: the mask selects `lanes` i16, all inside `dst` (bounds-checked by
+                // the slice above); the values fit i16 (caller's contract), so the
+                // truncating conversion is exact.
+                unsafe { _mm512_mask_cvtepi32_storeu_epi16(dst.as_mut_ptr().cast(), mask, *v) };
+            }
+        }
     }
 }
 
