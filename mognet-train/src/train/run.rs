@@ -471,6 +471,13 @@ pub fn train(
                     },
                 )?;
                 last_checkpoint = Instant::now();
+                pb.suspend(|| {
+                    log(&format!(
+                        "checkpoint at batch {}/{steps_per_epoch} of epoch {} (step {step})",
+                        batch_index + 1,
+                        epoch + 1
+                    ))
+                });
                 if stop {
                     drop(rx);
                     let _ = producer.join();
