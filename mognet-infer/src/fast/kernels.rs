@@ -84,8 +84,11 @@ pub struct TableConv {
     pub width: usize,
     /// `ceil(inputs / width)`.
     pub blocks: usize,
-    /// `codes[o * blocks + b]`: the table entry of output `o` in block `b`.
-    pub codes: Vec<u8>,
+    /// `rows[o * blocks + b]`: the scratch row output `o` reads for block `b`: the entry
+    /// `code` (bit `i` set where input `width * b + i` has weight +1) of the table of block
+    /// `b`, whose place in its group is `b % group()`. Stored whole so that a lookup is a
+    /// load and an add (entry, block and group arithmetic measured 3.3 cycles per lookup).
+    pub rows: Vec<u16>,
     /// Plane distance of the input buffer.
     pub plane: usize,
 }
@@ -104,7 +107,15 @@ impl TableConv {
             "table width {width} outside 1..=8"
         );
         let blocks = inputs.div_ceil(width);
-        let mut codes = vec![0u8; blocks * outputs];
+        let mut t = TableConv {
+            inputs,
+            outputs,
+            width,
+            blocks,
+            rows: Vec::with_capacity(blocks * outputs),
+            plane: geom.plane,
+        };
+        let (entries, group) = (t.entries(), t.group());
         for o in 0..outputs {
             for b in 0..blocks {
                 let mut code = 0u32;
@@ -113,17 +124,12 @@ impl TableConv {
                     let plus = j < inputs && weights[o * inputs + j] > 0;
                     code = code * 2 + plus as u32;
                 }
-                codes[o * blocks + b] = code as u8;
+                let row = (b % group) * entries + code as usize;
+                t.rows
+                    .push(u16::try_from(row).expect("a group's tables have few rows"));
             }
         }
-        TableConv {
-            inputs,
-            outputs,
-            width,
-            blocks,
-            codes,
-            plane: geom.plane,
-        }
+        t
     }
 
     /// Table entries per block.
@@ -255,9 +261,8 @@ fn table_span<'a, const N: usize>(
         }
         for o in 0..t.outputs {
             let mut a = if first == 0 { [0i32; N] } else { partial[o] };
-            let row = &t.codes[o * t.blocks + first..o * t.blocks + last];
-            for (b, &code) in row.iter().enumerate() {
-                let v = &tab[b * entries + code as usize];
+            for &row in &t.rows[o * t.blocks + first..o * t.blocks + last] {
+                let v = &tab[row as usize];
                 for l in 0..N {
                     a[l] += v[l];
                 }
