@@ -185,7 +185,7 @@ fn build_table<const N: usize>(
 }
 
 /// Bytes of tables worked on at once: they must stay in L1 while every output reads them.
-const TABLE_BYTES: usize = 16 * 1024;
+pub const TABLE_BYTES: usize = 16 * 1024;
 
 impl TableConv {
     /// Blocks whose tables are built and read together (all of them when they fit

@@ -11,7 +11,7 @@
 use super::geom::{CHUNK, Geom, Span};
 
 /// Output channels computed together (each with `CHUNK / 16` accumulator registers).
-const OUT_BLOCK: usize = 4;
+pub const OUT_BLOCK: usize = 4;
 
 /// A 1x1 ternary convolution's weights packed for `vpdpbusd`.
 #[derive(Debug, Clone, PartialEq, Eq)]
