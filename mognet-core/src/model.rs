@@ -51,7 +51,7 @@ pub enum ModelError {
     },
 }
 
-/// [`Mognet`] configuration. Every SPEC **[choice]** is a field.
+/// [`Mognet`] configuration. Every SPEC **\[choice\]** is a field.
 #[derive(Config, Debug)]
 pub struct MognetConfig {
     /// Stem output width.
