@@ -344,6 +344,8 @@ pub fn train(
         best_epoch = loaded.state.best_epoch;
         wall_before = truncate_metrics(&metrics_path, start_epoch)?;
         resumed_progress = loaded.state.progress;
+        // The time the interrupted epoch had run counts toward the run's wall time too.
+        wall_before += resumed_progress.as_ref().map_or(0.0, |p| p.seconds);
         let within = match &resumed_progress {
             Some(p) => format!(" and {} batches of epoch {}", p.batches, start_epoch + 1),
             None => String::new(),
