@@ -397,6 +397,8 @@ pub fn train(
             (before.loss_sum, before.correct, before.seen, 0.0);
         let epoch_seconds = |start: Instant| before.seconds + start.elapsed().as_secs_f64();
         let mut complete = true;
+        // Set when `stop_after_steps` ends the session within this epoch (just checkpointed).
+        let mut stopped_within = None;
         for (batch_index, (x, y)) in (before.batches..).zip(rx.iter()) {
             if let Some(budget) = budget
                 && started.elapsed() >= budget
@@ -481,27 +483,22 @@ pub fn train(
                     ))
                 });
                 if stop {
-                    drop(rx);
-                    let _ = producer.join();
-                    pb.abandon();
-                    log(&format!(
-                        "stopping after {session_steps} steps as asked, at batch {} of epoch {}; continue with --resume",
-                        batch_index + 1,
-                        epoch + 1
-                    ));
-                    return Ok(TrainOutcome {
-                        epochs: outcome_epochs,
-                        best_valid_acc: best_acc.max(0.0),
-                        best_epoch,
-                        stopped_by_budget: true,
-                        model,
-                    });
+                    stopped_within = Some(batch_index + 1);
+                    break;
                 }
             }
         }
         drop(rx);
         let _ = producer.join();
         pb.finish_and_clear();
+        if let Some(batches) = stopped_within {
+            log(&format!(
+                "stopping after {session_steps} steps as asked, at batch {batches} of epoch {}; continue with --resume",
+                epoch + 1
+            ));
+            stopped_by_budget = true;
+            break;
+        }
         let train_seconds = epoch_seconds(epoch_start);
 
         if t.bn_recalibration > 0 {
