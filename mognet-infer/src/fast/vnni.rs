@@ -10,7 +10,7 @@
 
 use super::geom::{CHUNK, Geom, Span};
 
-/// Output channels computed together (each with `CHUNK / 16` accumulator registers).
+/// Output channels computed together (each with one accumulator register per 16 lanes).
 pub const OUT_BLOCK: usize = 4;
 
 /// A 1x1 ternary convolution's weights packed for `vpdpbusd`.

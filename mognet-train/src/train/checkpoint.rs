@@ -3,8 +3,8 @@
 //! Each epoch writes `RUN_DIR/checkpoints/epoch-NNNN/{model.bpk, optim.bpk, state.json}` and then
 //! atomically replaces the pointer `RUN_DIR/last.json`; a crash leaves the previous checkpoint
 //! intact. Checkpoints within an epoch go to `epoch-NNNN-batch-BBBBB` (NNNN epochs and BBBBB
-//! batches of the next one done). `state.json` records the CRC-32 of the two binary files, so a damaged file is reported
-//! as such instead of being loaded as garbage.
+//! batches of the next one done). `state.json` records the CRC-32 of the two binary files, so a
+//! damaged file is reported as such instead of being loaded as garbage.
 
 use std::path::{Path, PathBuf};
 
@@ -38,7 +38,7 @@ pub struct EpochProgress {
     pub seconds: f64,
 }
 
-/// The loop's state at the end of an epoch.
+/// The loop's state at the end of an epoch, or within one (`progress`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoopState {
     /// `state.json` layout version.
