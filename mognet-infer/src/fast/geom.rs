@@ -27,6 +27,35 @@ pub struct Span {
     pub width: usize,
 }
 
+/// Evaluates `$body` with `$n` a constant equal to `$span.width`, so that one const-generic
+/// kernel body serves every chunk width [`Geom::spans`] gives (a kernel's widest chunk of at
+/// most [`CHUNK`] lanes, halved down to [`NARROW`]).
+macro_rules! with_width {
+    ($span:expr, $n:ident => $body:expr) => {
+        match $span.width {
+            64 => {
+                const $n: usize = 64;
+                $body
+            }
+            32 => {
+                const $n: usize = 32;
+                $body
+            }
+            16 => {
+                const $n: usize = 16;
+                $body
+            }
+            w => unreachable!("chunk width {w} from Geom::spans"),
+        }
+    };
+}
+pub(crate) use with_width;
+
+const _: () = assert!(
+    CHUNK == 64 && NARROW == 16,
+    "with_width! lists 64, 32 and 16"
+);
+
 /// One feature-map size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Geom {

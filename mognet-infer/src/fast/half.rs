@@ -6,7 +6,7 @@
 //! are cut at load time into *segments* whose summed input bounds stay within `i16::MAX`: a
 //! segment adds in i16 without overflow, then widens once into the i32 accumulator.
 
-use super::geom::{CHUNK, Geom, Span};
+use super::geom::{CHUNK, Geom, Span, with_width};
 use super::kernels::{Element, Post, signed_taps, store};
 
 /// A ternary convolution's nonzero weights, cut into segments that cannot overflow i16.
@@ -120,11 +120,7 @@ pub fn conv_half<E: Element>(
         );
     }
     for span in geom.spans(CHUNK) {
-        match span.width {
-            CHUNK => half_span::<CHUNK, E>(input, output, geom, s, post, span),
-            32 => half_span::<32, E>(input, output, geom, s, post, span),
-            _ => half_span::<16, E>(input, output, geom, s, post, span),
-        }
+        with_width!(span, N => half_span::<N, E>(input, output, geom, s, post, span));
     }
 }
 

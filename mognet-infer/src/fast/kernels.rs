@@ -6,7 +6,7 @@
 //! AVX2). A ternary convolution adds the shifted input planes of its +1 weights and subtracts
 //! those of its -1 weights: zeros cost nothing, and the CA layer's +-1 rows are the same loop.
 
-use super::geom::{CHUNK, Geom, Span};
+use super::geom::{CHUNK, Geom, Span, with_width};
 
 /// The nonzero weights of a ternary convolution, as plane offsets per output channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,11 +224,7 @@ pub fn table_conv<'a>(
     scratch: &mut [i32],
 ) {
     for span in geom.spans(TCHUNK) {
-        if span.width == TCHUNK {
-            table_span::<TCHUNK>(input, output, geom, t, rq, scratch, span);
-        } else {
-            table_span::<{ TCHUNK / 2 }>(input, output, geom, t, rq, scratch, span);
-        }
+        with_width!(span, N => table_span::<N>(input, output, geom, t, rq, scratch, span));
     }
 }
 
@@ -387,11 +383,7 @@ pub enum Post<'a> {
 #[inline(always)]
 pub fn conv<E: Element>(input: &[i32], output: &mut [E], geom: &Geom, terms: &Terms, post: Post) {
     for span in geom.spans(CHUNK) {
-        match span.width {
-            CHUNK => conv_span::<CHUNK, E>(input, output, geom, terms, post, span),
-            32 => conv_span::<32, E>(input, output, geom, terms, post, span),
-            _ => conv_span::<16, E>(input, output, geom, terms, post, span),
-        }
+        with_width!(span, N => conv_span::<N, E>(input, output, geom, terms, post, span));
     }
 }
 

@@ -8,7 +8,7 @@
 //! weights, four bytes per broadcast word. The accumulators come out as i16 (they fit: see
 //! [`super::half`]), one plane per output channel, the layout the grouped convolution reads.
 
-use super::geom::{CHUNK, Geom, Span};
+use super::geom::{CHUNK, Geom, Span, with_width};
 
 /// Output channels computed together (each with one accumulator register per 16 lanes).
 pub const OUT_BLOCK: usize = 4;
@@ -95,13 +95,7 @@ pub unsafe fn dot_conv(
     );
     for span in geom.spans(CHUNK) {
         // SAFETY: the caller's contract, and the scratch and output sizes asserted above.
-        unsafe {
-            match span.width {
-                CHUNK => dot_span::<CHUNK>(input, output, geom, d, packed, span),
-                32 => dot_span::<32>(input, output, geom, d, packed, span),
-                _ => dot_span::<16>(input, output, geom, d, packed, span),
-            }
-        }
+        with_width!(span, N => unsafe { dot_span::<N>(input, output, geom, d, packed, span) });
     }
 }
 
