@@ -1,17 +1,21 @@
 //! The padded plane layout of the fast engine.
 //!
-//! Every channel of a feature map is a plane of `(h + 2p) x (w + 2p)` i32 with a zero border of
-//! `p = k/2`, stored flat with stride `s = w + 2p`. A kxk tap is then a constant offset
-//! `dy * s + dx` into the flat plane, so a convolution is a sum of shifted whole-plane vectors with
-//! no bounds checks. Layers compute the flat range of the interior rows (`start..end`), which
-//! includes the `2p` border columns of each row; outputs that feed a kxk convolution are masked
-//! so those columns stay zero. Buffers have a margin before the first plane and after the last,
-//! so that chunked reads at any tap offset stay in bounds.
+//! Every channel of a feature map is a plane of `h + 2p` rows of `s = w + p` i32, with `p = k/2`
+//! zero rows above and below and `p` zero columns after each row's `w` pixels. Those columns are
+//! the border on both sides: a tap left of a row's first pixel reads the end of the row above.
+//! A kxk tap is then a constant offset `dy * s + dx` into the flat plane, so a convolution is a
+//! sum of shifted whole-plane vectors with no bounds checks. Layers compute the flat range of
+//! the interior rows (`start..end`), which includes the `p` border columns of each row (one
+//! border per row instead of two: an 8x8 map is 72 flat pixels, not 80); outputs that feed a kxk
+//! convolution are masked so those columns stay zero. Buffers have a margin before the first
+//! plane and after the last, so that chunked reads at any tap offset stay in bounds.
 
 /// Elements computed together: 64 i32, four 512-bit or eight 256-bit registers.
 pub const CHUNK: usize = 64;
 
-/// The narrowest chunk a kernel is instantiated for (one 512-bit register of i32).
+/// The narrowest chunk a kernel is instantiated for (one 512-bit register of i32). Chunks of 8
+/// would compute an 8x8 map's 72 flat pixels as 72 instead of 80, but made mognet-m 6% slower
+/// (1474-1481 against 1566-1599 img/s at batch 64, A/B, 2026-11-27).
 pub const NARROW: usize = 16;
 
 /// `n` pixels of a layer's flat interior range from `f`, computed as one chunk of `width` lanes
@@ -65,7 +69,7 @@ pub struct Geom {
     pub w: usize,
     /// Border width (`k/2` of the largest kernel).
     pub p: usize,
-    /// Row stride `w + 2p`.
+    /// Row stride `w + p`.
     pub s: usize,
     /// Distance between two planes of a buffer (multiple of 16).
     pub plane: usize,
@@ -82,16 +86,13 @@ pub struct Geom {
 impl Geom {
     /// The layout of an `h x w` map with border `p`.
     pub fn new(h: usize, w: usize, p: usize) -> Geom {
-        let s = w + 2 * p;
+        let s = w + p;
         let rows = h + 2 * p;
         let start = p * s;
         let end = start + h * s;
         let plane = (rows * s).div_ceil(16) * 16;
         let mask = (start..end)
-            .map(|i| {
-                let x = i % s;
-                if x >= p && x < p + w { -1 } else { 0 }
-            })
+            .map(|i| if i % s < w { -1 } else { 0 })
             .collect();
         Geom {
             h,
@@ -116,11 +117,11 @@ impl Geom {
     /// Flat buffer index of interior pixel `(y, x)` of channel `c`.
     #[inline]
     pub fn at(&self, c: usize, y: usize, x: usize) -> usize {
-        self.front + c * self.plane + (y + self.p) * self.s + x + self.p
+        self.front + c * self.plane + (y + self.p) * self.s + x
     }
 
     /// The interior range in chunks of `widest` lanes, narrower ones at the end: the range of
-    /// an 8x8 map is 80 flat pixels, which whole chunks of 64 would compute as 128.
+    /// an 8x8 map is 72 flat pixels, which whole chunks of 64 would compute as 128.
     ///
     /// A chunk of width `w` is taken while more than `3w/4` pixels are left, so that no chunk
     /// computes more than a quarter of its lanes for nothing unless it is the narrowest.
@@ -159,15 +160,22 @@ mod tests {
     #[test]
     fn layout_of_an_8x8_map() {
         let g = Geom::new(8, 8, 1);
-        assert_eq!((g.s, g.start, g.end), (10, 10, 90));
-        assert_eq!(g.plane, 112);
-        assert_eq!(g.at(0, 0, 0), g.front + 11);
+        assert_eq!((g.s, g.start, g.end), (9, 9, 81));
+        assert_eq!(g.plane, 96);
+        assert_eq!(g.at(0, 0, 0), g.front + 9);
         assert_eq!((g.front + g.start) % 16, 0);
-        assert_eq!(g.tap(3, 0, 0), -11);
-        assert_eq!(g.tap(3, 2, 2), 11);
-        assert_eq!(g.mask[0], 0);
-        assert_eq!(g.mask[1], -1);
-        assert_eq!(g.mask[9], 0);
+        assert_eq!(g.tap(3, 0, 0), -10);
+        assert_eq!(g.tap(3, 2, 2), 10);
+        // Each row's 8 pixels, then its one border column.
+        assert_eq!(g.mask[0], -1);
+        assert_eq!(g.mask[7], -1);
+        assert_eq!(g.mask[8], 0);
+        assert_eq!(g.mask[9], -1);
+        // The left neighbour of a row's first pixel is the border column ending the row above.
+        assert_eq!(
+            g.at(0, 3, 0) as isize + g.tap(3, 1, 0),
+            g.at(0, 2, 7) as isize + 1
+        );
         // Chunked reads of the last channel at the largest tap stay inside the buffer.
         let len = g.buffer_len(3);
         let last_chunk = g.front + 2 * g.plane + g.end - 1;
@@ -189,14 +197,17 @@ mod tests {
             assert_eq!(f, g.end);
             spans.iter().map(|s| s.width).collect::<Vec<_>>()
         };
-        // 8x8: 80 flat pixels = 64 + 16; 16x16: 288 = 4 x 64 + 32; 32x32: 1088 = 17 x 64.
+        // 8x8: 72 flat pixels = 64 + 8 (as 16); 16x16: 272 = 4 x 64 + 16; 32x32: 1056 =
+        // 16 x 64 + 32.
         assert_eq!(widths(&Geom::new(8, 8, 1), 64), vec![64, 16]);
-        assert_eq!(widths(&Geom::new(16, 16, 1), 64), vec![64, 64, 64, 64, 32]);
-        assert_eq!(widths(&Geom::new(32, 32, 1), 64), vec![64; 17]);
+        assert_eq!(widths(&Geom::new(16, 16, 1), 64), vec![64, 64, 64, 64, 16]);
+        let mut wide = vec![64; 16];
+        wide.push(32);
+        assert_eq!(widths(&Geom::new(32, 32, 1), 64), wide);
         assert_eq!(widths(&Geom::new(8, 8, 1), 32), vec![32, 32, 16]);
         // A tail under 16 still takes a (ragged) narrow chunk.
-        assert_eq!(widths(&Geom::new(1, 3, 1), 64), vec![16]);
-        assert_eq!(Geom::new(1, 3, 1).spans(64).next().unwrap().n, 5);
+        assert_eq!(widths(&Geom::new(1, 5, 1), 64), vec![16]);
+        assert_eq!(Geom::new(1, 5, 1).spans(64).next().unwrap().n, 6);
         assert_eq!(widths(&Geom::new(1, 60, 0), 64), vec![64]);
         assert_eq!(widths(&Geom::new(1, 48, 0), 64), vec![32, 16]);
     }
