@@ -10,6 +10,7 @@ pub mod kernels;
 pub mod peak;
 pub mod runner;
 pub mod vnni;
+pub mod winograd;
 
 use crate::engine::Prediction;
 use crate::kernels::head::{argmax, logits};
@@ -20,6 +21,7 @@ use geom::Geom;
 use half::{Segments, conv_half, pointwise_bounds};
 use kernels::{Post, Rq, TCHUNK, TableConv, Terms, conv, mux, plane_sums, pool, table_conv};
 use vnni::DotConv;
+use winograd::Winograd;
 
 /// A compiled variant of the kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +140,8 @@ struct FastCflog {
     gconv: Terms,
     /// The grouped convolution on i16 PW1 sums; `None` when they may not fit i16.
     gconv_half: Option<Segments>,
+    /// The grouped convolution in Winograd form (AVX-512 VNNI), where it is exact.
+    gconv_wino: Option<Winograd>,
     inner: Option<Table>,
     pw2: TableConv,
     out: Table,
@@ -216,6 +220,8 @@ pub struct Scratch {
     packed: Aligned<i32>,
     /// Per geometry: the i16 PW1 sums.
     half: Vec<Aligned<i16>>,
+    /// Winograd transforms and products.
+    wino: Aligned<i32>,
 }
 
 impl FastModel {
@@ -239,38 +245,51 @@ impl FastModel {
             1,
             &geoms[0],
         );
-        let fast_cflog = |c: &CflogInt, g: usize, gate: &[i32], residual: bool| FastCflog {
-            geom: g,
-            pw1: Terms::new(&c.pw1.codes, c.pw1.out, c.pw1.inputs, 1, 1, &geoms[g]),
-            pw1_dot: DotConv::new(&c.pw1.codes, c.pw1.out, c.pw1.inputs),
-            gconv: Terms::new(
-                &c.gconv.codes,
-                c.gconv.out,
-                c.gconv.inputs,
-                c.gconv.k,
-                c.gconv.groups,
-                &geoms[g],
-            ),
-            gconv_half: Segments::new(
-                &c.gconv.codes,
-                c.gconv.out,
-                c.gconv.inputs,
-                c.gconv.k,
-                c.gconv.groups,
-                &geoms[g],
-                &pointwise_bounds(&c.pw1.codes, c.pw1.out, c.pw1.inputs, q as i64),
-            ),
-            inner: c.inner.as_ref().map(|t| Table::new(t, q)),
-            pw2: TableConv::new(
-                &c.pw2.weights,
-                c.pw2.rows,
-                c.pw2.width,
-                kernels::TABLE_WIDTH,
-                &geoms[g],
-            ),
-            out: Table::new(&c.out, q),
-            gate: gate.to_vec(),
-            residual,
+        let fast_cflog = |c: &CflogInt, g: usize, gate: &[i32], residual: bool| {
+            let bounds = pointwise_bounds(&c.pw1.codes, c.pw1.out, c.pw1.inputs, q as i64);
+            let gconv = (&c.gconv.codes, c.gconv.out, c.gconv.inputs, c.gconv.k);
+            FastCflog {
+                geom: g,
+                pw1: Terms::new(&c.pw1.codes, c.pw1.out, c.pw1.inputs, 1, 1, &geoms[g]),
+                pw1_dot: DotConv::new(&c.pw1.codes, c.pw1.out, c.pw1.inputs),
+                gconv: Terms::new(
+                    gconv.0,
+                    gconv.1,
+                    gconv.2,
+                    gconv.3,
+                    c.gconv.groups,
+                    &geoms[g],
+                ),
+                gconv_half: Segments::new(
+                    gconv.0,
+                    gconv.1,
+                    gconv.2,
+                    gconv.3,
+                    c.gconv.groups,
+                    &geoms[g],
+                    &bounds,
+                ),
+                gconv_wino: Winograd::new(
+                    gconv.0,
+                    gconv.1,
+                    gconv.2,
+                    gconv.3,
+                    c.gconv.groups,
+                    &geoms[g],
+                    &bounds,
+                ),
+                inner: c.inner.as_ref().map(|t| Table::new(t, q)),
+                pw2: TableConv::new(
+                    &c.pw2.weights,
+                    c.pw2.rows,
+                    c.pw2.width,
+                    kernels::TABLE_WIDTH,
+                    &geoms[g],
+                ),
+                out: Table::new(&c.out, q),
+                gate: gate.to_vec(),
+                residual,
+            }
         };
         let mut stages = Vec::new();
         let mut buffers = Vec::new();
@@ -345,7 +364,15 @@ impl FastModel {
             .flat_map(|(_, b)| b.iter().map(|c| c.pw1_dot.scratch_len()))
             .max()
             .unwrap_or(0);
+        let wino = |f: fn(&Winograd) -> usize| {
+            self.stages
+                .iter()
+                .flat_map(|(_, b)| b.iter().filter_map(|c| c.gconv_wino.as_ref().map(f)))
+                .max()
+                .unwrap_or(0)
+        };
         Scratch {
+            wino: Aligned::zeroed(wino(Winograd::scratch_len)),
             packed: Aligned::zeroed(max_packed),
             half: self.buffers.iter().map(|&n| Aligned::zeroed(n)).collect(),
             input: Aligned::zeroed(self.geoms[0].buffer_len(self.in_channels)),
@@ -442,6 +469,15 @@ unsafe fn run_avx2(
     run::<false>(m, pixels, s, p)
 }
 
+/// A CFLOG's share of the [`Scratch`]: the i16 PW1 sums of its geometry and the kernels'
+/// working memory.
+struct Work<'a> {
+    half: &'a mut [i16],
+    table: &'a mut [i32],
+    packed: &'a mut [i32],
+    wino: &'a mut [i32],
+}
+
 /// One CFLOG from `x` into `f`, using `a1` and `a2` for the accumulators; `VNNI` picks the
 /// `vpdpbusd` PW1 (only inlined into a function compiled with AVX-512 VNNI).
 #[inline(always)]
@@ -450,9 +486,7 @@ fn cflog<const VNNI: bool>(
     g: &Geom,
     x: &[i32],
     [a1, a2, f]: [&mut [i32]; 3],
-    half: &mut [i16],
-    table: &mut [i32],
-    packed: &mut [i32],
+    s: Work,
     clock: &mut Clock,
 ) {
     let post = match &c.inner {
@@ -465,15 +499,27 @@ fn cflog<const VNNI: bool>(
             if VNNI {
                 // SAFETY: `VNNI` is true only in `run_avx512_vnni`, entered after checking the
                 // CPU's AVX-512 F/BW/VL/VNNI; the scratch was sized by `FastModel::scratch` for
-                // every PW1; the sums fit i16 (`gconv_half` exists only then).
-                unsafe { vnni::dot_conv(x, half, g, &c.pw1_dot, packed) };
+                // every PW1 and Winograd layer; the sums fit i16 (`gconv_half` exists only
+                // then) and are within the bounds `gconv_wino` was built with.
+                unsafe {
+                    vnni::dot_conv(x, s.half, g, &c.pw1_dot, s.packed);
+                    clock.lap(1);
+                    match &c.gconv_wino {
+                        Some(wn) => winograd::winograd_conv(s.half, a2, g, wn, post, s.wino),
+                        None => conv_half(s.half, a2, g, segments, post),
+                    }
+                }
             } else {
-                conv(x, half, g, &c.pw1, Post::Store);
+                conv(x, s.half, g, &c.pw1, Post::Store);
+                clock.lap(1);
+                conv_half(s.half, a2, g, segments, post);
             }
             #[cfg(not(target_arch = "x86_64"))]
-            conv(x, half, g, &c.pw1, Post::Store);
-            clock.lap(1);
-            conv_half(half, a2, g, segments, post);
+            {
+                conv(x, s.half, g, &c.pw1, Post::Store);
+                clock.lap(1);
+                conv_half(s.half, a2, g, segments, post);
+            }
         }
         None => {
             conv(x, a1, g, &c.pw1, Post::Store);
@@ -482,7 +528,7 @@ fn cflog<const VNNI: bool>(
         }
     }
     clock.lap(2);
-    table_conv(a2, f, g, &c.pw2, Some(&|o| c.out.get(o)), table);
+    table_conv(a2, f, g, &c.pw2, Some(&|o| c.out.get(o)), s.table);
     clock.lap(3);
 }
 
@@ -537,9 +583,12 @@ fn run<const VNNI: bool>(
                 g,
                 x,
                 [a1, a2, f],
-                &mut s.half[current],
-                &mut s.table,
-                &mut s.packed,
+                Work {
+                    half: &mut s.half[current],
+                    table: &mut s.table,
+                    packed: &mut s.packed,
+                    wino: &mut s.wino,
+                },
                 &mut clock,
             );
             if block.residual {

@@ -1,0 +1,629 @@
+//! The grouped 3x3 convolution as Winograd F(2x2, 3x3), on i16 PW1 sums with AVX-512 VNNI
+//! (`vpdpwssd`).
+//!
+//! Directly, a 2x2 block of outputs (a *tile*) costs 36 multiply-adds per input channel; F(2x2,
+//! 3x3) needs 16. The tile's 4x4 input patch `d` and the 3x3 kernel `g` are transformed
+//! (`V = Bᵀ d B`, `U = G g Gᵀ`), multiplied position by position and summed over the group's
+//! input channels (`M`), and `M` is transformed back (`Y = Aᵀ M A`). `G` has halves in it; with
+//! `2G` every factor is an integer and `Y` comes out exactly 4 times the convolution, so the
+//! result is bit-exact after a shift. Ternary weights keep `U` within -9..=9 and PW1 sums keep
+//! `V` within i16, so two input channels share each i32 lane of `vpdpwssd` (32 products per
+//! instruction, against 32 i16 additions per instruction of [`super::half`] for 9/4 as many
+//! products). [`Winograd::new`] checks the bounds that make this exact and declines otherwise.
+//!
+//! Per group: the input transform writes `V` for every tile, position and channel pair; the
+//! products run over chunks of
+//! 16 tiles, all outputs of the group on one chunk while its `V` (8 KiB for 16 channels) is in
+//! L1; the output transform's results are scattered into the output planes.
+
+use super::geom::Geom;
+use super::kernels::{Post, Rq};
+
+/// Positions of the 4x4 transformed tile.
+pub const POSITIONS: usize = 16;
+
+/// Tiles per vector (i32 lanes of a 512-bit register).
+pub const TILE_LANES: usize = 16;
+
+/// `2G` of F(2x2, 3x3): `U = (2G) g (2G)ᵀ = 4 G g Gᵀ`, all integers.
+const G2: [[i32; 3]; 4] = [[2, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 2]];
+
+/// A grouped 3x3 ternary convolution in Winograd form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Winograd {
+    /// Groups.
+    pub groups: usize,
+    /// Input channels per group.
+    pub inputs: usize,
+    /// Output channels per group.
+    pub outputs: usize,
+    /// `ceil(inputs / 2)`: channel pairs per group.
+    pub pairs: usize,
+    /// `weights[(o * pairs + p) * 16 + pos]`: `U` of output `o` at `pos` for the group's input
+    /// channels `2p` (low i16) and `2p + 1` (high i16, zero past `inputs`).
+    pub weights: Vec<i32>,
+    /// Tile rows (`h / 2`).
+    pub th: usize,
+    /// Tiles per row (`w / 2`).
+    pub tw: usize,
+    /// Tiles rounded up to [`TILE_LANES`].
+    pub lanes: usize,
+    /// How the input transform reads each chunk of 16 tiles.
+    pub gather: Vec<Gather>,
+}
+
+impl Winograd {
+    /// The Winograd form of ternary `codes` (`[out, in/groups, 3, 3]`) on input planes laid
+    /// out by `geom` whose values are bounded by `bounds[c]` (largest `|value|` of input
+    /// channel `c`). `None` unless the kernel is 3x3, the map's sides are even, and every
+    /// intermediate provably fits (`V` in i16, `M` and `Y` in i32).
+    pub fn new(
+        codes: &[i8],
+        out: usize,
+        inputs: usize,
+        k: usize,
+        groups: usize,
+        geom: &Geom,
+        bounds: &[i64],
+    ) -> Option<Winograd> {
+        let (h, w) = (geom.h, geom.w);
+        if k != 3 || geom.p != 1 || h == 0 || w == 0 || h % 2 != 0 || w % 2 != 0 {
+            return None;
+        }
+        // A V entry adds four inputs.
+        if bounds.iter().any(|&b| 4 * b > i16::MAX as i64) {
+            return None;
+        }
+        let (ipg, opg) = (inputs / groups, out / groups);
+        let pairs = ipg.div_ceil(2);
+        let mut weights = vec![0i32; out * POSITIONS * pairs];
+        for o in 0..out {
+            let group = o / opg;
+            let mut bound = 0i64;
+            for j in 0..ipg {
+                let g = &codes[(o * ipg + j) * 9..][..9];
+                let u = transform_kernel(g);
+                for (pos, &v) in u.iter().enumerate() {
+                    bound += v.unsigned_abs() as i64 * 4 * bounds[group * ipg + j];
+                    let half = (v as i16 as u16 as u32) << (16 * (j % 2));
+                    weights[(o * pairs + j / 2) * POSITIONS + pos] |= half as i32;
+                }
+            }
+            // Every sum the kernel forms (the products' accumulators and the output
+            // transform's combinations of them) is bounded by this.
+            if bound > i32::MAX as i64 {
+                return None;
+            }
+        }
+        let tiles = (h / 2) * (w / 2);
+        Some(Winograd {
+            groups,
+            inputs: ipg,
+            outputs: opg,
+            pairs,
+            weights,
+            th: h / 2,
+            tw: w / 2,
+            lanes: tiles.div_ceil(TILE_LANES) * TILE_LANES,
+            gather: (0..tiles.div_ceil(TILE_LANES))
+                .map(|c| Gather::new(c * TILE_LANES, h / 2, w / 2, geom.s))
+                .collect(),
+        })
+    }
+
+    /// i32 scratch: `V` of one group, `v[((chunk * pairs + p) * 16 + pos) * 16 + lane]` for
+    /// tile `16 chunk + lane`.
+    pub fn scratch_len(&self) -> usize {
+        POSITIONS * self.pairs * self.lanes
+    }
+}
+
+/// `U = (2G) g (2G)ᵀ` of a 3x3 kernel, row-major over the 4x4 positions.
+fn transform_kernel(g: &[i8]) -> [i32; POSITIONS] {
+    let mut u = [0i32; POSITIONS];
+    for r in 0..4 {
+        for c in 0..4 {
+            let mut sum = 0;
+            for a in 0..3 {
+                for b in 0..3 {
+                    sum += G2[r][a] * g[a * 3 + b] as i32 * G2[c][b];
+                }
+            }
+            u[r * 4 + c] = sum;
+        }
+    }
+    u
+}
+
+/// How the input transform reads a chunk's 16 tiles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gather {
+    /// All the tiles' patch columns lie in a window of 64 i16 of each patch row: two loads and
+    /// one permutation per row give lanes of `(c0, c1)` (and, shifted by 2, `(c2, c3)`). `start`
+    /// is the window's offset from one before the plane's first layout row; `index[2l]` and
+    /// `index[2l + 1]` locate tile `l`'s first two columns in it.
+    Window {
+        /// First i16 of the window.
+        start: usize,
+        /// Length of the window (at most 64).
+        len: usize,
+        /// Permutation of the window for column pair `(c0, c1)`.
+        index: [i16; 32],
+    },
+    /// The tiles, row piece by row piece (maps too wide for a window).
+    Rows,
+}
+
+impl Gather {
+    /// The plan for tiles `t0..t0 + 16` (those below `th * tw`) of a map with row stride `s`.
+    fn new(t0: usize, th: usize, tw: usize, s: usize) -> Gather {
+        let col = |t: usize| 2 * (t / tw) * s + 2 * (t % tw);
+        let tiles: Vec<usize> = (t0..(t0 + TILE_LANES).min(th * tw)).collect();
+        let start = col(t0);
+        let len = tiles.iter().map(|&t| col(t) - start + 4).max().unwrap_or(4);
+        if len > 64 {
+            return Gather::Rows;
+        }
+        let mut index = [0i16; 32];
+        for (l, &t) in tiles.iter().enumerate() {
+            index[2 * l] = (col(t) - start) as i16;
+            index[2 * l + 1] = (col(t) - start + 1) as i16;
+        }
+        Gather::Window { start, len, index }
+    }
+}
+
+/// The input transform of chunk `chunk` (tiles `16 chunk..`) of the group's channel pair `p`
+/// into `v`.
+///
+/// Each tile's four patch columns come as two i32 lanes of i16 pairs, `(c0, c1)` and
+/// `(c2, c3)`; the rows of `Bᵀ d` are additions of those, and its columns come out of one
+/// subtraction (`c0 - c2` low, `c1 - c3` high) and, with the first pair's halves swapped, one
+/// addition (`c1 + c2`) and one subtraction (`c2 - c1`).
+///
+/// # Safety
+/// The CPU must support AVX-512 F and BW; `input` is laid out by `geom` with the group's
+/// channels.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+unsafe fn transform_inputs(
+    input: &[i16],
+    geom: &Geom,
+    wn: &Winograd,
+    group: usize,
+    p: usize,
+    chunk: usize,
+    v: &mut [i32],
+) {
+    use std::arch::x86_64::*;
+    let zero = _mm512_setzero_si512();
+    // Patch row r of tile row ty is interior row 2ty + r - 1 (layout row 2ty + r); its column
+    // c of tile tx is interior column 2tx + c - 1, read from one before the row's first pixel
+    // (the border column that ends the row above).
+    let origin = |j: usize| geom.front + (group * wn.inputs + j) * geom.plane - 1;
+    // The rows of Bᵀ d for the pairs (c0, c1) and (c2, c3) of channel j.
+    let rows = |j: usize, lane: usize, n: usize, at: usize| -> [[__m512i; 4]; 2] {
+        if j >= wn.inputs {
+            return [[zero; 4]; 2];
+        }
+        let mut x = [[zero; 4]; 2];
+        for r in 0..4 {
+            let row = origin(j) + r * geom.s;
+            match &wn.gather[chunk] {
+                Gather::Window { start, len, index } => {
+                    let at = row + start;
+                    assert!(at + len <= input.len(), "input plane out of bounds");
+                    let m = |from: usize| -> __mmask32 {
+                        let n = len.saturating_sub(from).min(32);
+                        if n == 32 { !0 } else { (1 << n) - 1 }
+                    };
+                    // SAFETY: the masks select `input[at..at + len]`, in bounds (asserted);
+                    // masked-off lanes are not accessed, and the second load's address is
+                    // formed with `wrapping_add` (its mask is empty when `len <= 32`).
+                    let (lo, hi) = unsafe {
+                        let base = input.as_ptr().wrapping_add(at);
+                        (
+                            _mm512_maskz_loadu_epi16(m(0), base),
+                            _mm512_maskz_loadu_epi16(m(32), base.wrapping_add(32)),
+                        )
+                    };
+                    // SAFETY: `index` is 32 i16, 64 bytes.
+                    let idx = unsafe { _mm512_loadu_si512(index.as_ptr().cast()) };
+                    x[0][r] = _mm512_permutex2var_epi16(lo, idx, hi);
+                    let idx2 = _mm512_add_epi16(idx, _mm512_set1_epi16(2));
+                    x[1][r] = _mm512_permutex2var_epi16(lo, idx2, hi);
+                }
+                Gather::Rows => {
+                    // Tiles `lane..lane + n` of the chunk, one row piece from column `at`.
+                    let at = row + at;
+                    assert!(at + 2 + 2 * n <= input.len(), "input plane out of bounds");
+                    let m: __mmask32 = if n == 16 { !0 } else { (1 << (2 * n)) - 1 };
+                    // SAFETY: the masks select `input[at..at + 2n]` and
+                    // `input[at + 2..at + 2 + 2n]`, in bounds (asserted).
+                    let (a, b) = unsafe {
+                        (
+                            _mm512_maskz_loadu_epi16(m, input.as_ptr().add(at)),
+                            _mm512_maskz_loadu_epi16(m, input.as_ptr().add(at + 2)),
+                        )
+                    };
+                    // Into lanes `lane..`: whole i32 lanes, so shift by `lane` dwords.
+                    let shift = _mm512_sub_epi32(
+                        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                        _mm512_set1_epi32(lane as i32),
+                    );
+                    let keep = lanes_mask(lane + n) & !lanes_mask(lane);
+                    x[0][r] = _mm512_maskz_permutexvar_epi32(keep, shift, a);
+                    x[1][r] = _mm512_maskz_permutexvar_epi32(keep, shift, b);
+                }
+            }
+        }
+        x.map(|x| {
+            [
+                _mm512_sub_epi16(x[0], x[2]),
+                _mm512_add_epi16(x[1], x[2]),
+                _mm512_sub_epi16(x[2], x[1]),
+                _mm512_sub_epi16(x[1], x[3]),
+            ]
+        })
+    };
+    // The columns of (Bᵀ d) B for patch row r: positions 4r..4r + 4, each in the low i16 of
+    // its lanes except position 4r + 3 (high).
+    let cols = |a: __m512i, b: __m512i| {
+        let swapped = _mm512_rol_epi32::<16>(a);
+        let diff = _mm512_sub_epi16(a, b);
+        [
+            diff,
+            _mm512_add_epi16(swapped, b),
+            _mm512_sub_epi16(b, swapped),
+            diff,
+        ]
+    };
+    let window = [(0, TILE_LANES, 0)];
+    let mut row_pieces = [(0usize, 0usize, 0usize); TILE_LANES];
+    let pieces: &[(usize, usize, usize)] = match &wn.gather[chunk] {
+        Gather::Window { .. } => &window,
+        Gather::Rows => {
+            // (first lane, tiles, column offset of the piece) per tile row the chunk touches.
+            let (mut count, mut lane) = (0, 0);
+            let end = (wn.th * wn.tw - chunk * TILE_LANES).min(TILE_LANES);
+            while lane < end {
+                let t = chunk * TILE_LANES + lane;
+                let (ty, tx) = (t / wn.tw, t % wn.tw);
+                let n = (wn.tw - tx).min(end - lane);
+                row_pieces[count] = (lane, n, 2 * ty * geom.s + 2 * tx);
+                count += 1;
+                lane += n;
+            }
+            &row_pieces[..count]
+        }
+    };
+    let mut x = [[[zero; 4]; 2]; 2];
+    for &(lane, n, at) in pieces {
+        for (half, x) in x.iter_mut().enumerate() {
+            let part = rows(2 * p + half, lane, n, at);
+            for k in 0..2 {
+                for r in 0..4 {
+                    x[k][r] = _mm512_or_si512(x[k][r], part[k][r]);
+                }
+            }
+        }
+    }
+    let block = (chunk * wn.pairs + p) * POSITIONS * TILE_LANES;
+    assert!(
+        block + POSITIONS * TILE_LANES <= v.len(),
+        "transform scratch too small"
+    );
+    for r in 0..4 {
+        let c0 = cols(x[0][0][r], x[0][1][r]);
+        let c1 = cols(x[1][0][r], x[1][1][r]);
+        for c in 0..4 {
+            // Channel 2p's value into the low i16 of each lane, 2p + 1's into the high one.
+            let pair = if c == 3 {
+                _mm512_mask_blend_epi16(0xAAAA_AAAA, _mm512_srli_epi32::<16>(c0[c]), c1[c])
+            } else {
+                _mm512_mask_blend_epi16(0xAAAA_AAAA, c0[c], _mm512_slli_epi32::<16>(c1[c]))
+            };
+            // SAFETY: `block + 16 (4r + c) + 16 <= v.len()` (asserted above).
+            unsafe {
+                _mm512_storeu_si512(
+                    v.as_mut_ptr().add(block + (4 * r + c) * TILE_LANES).cast(),
+                    pair,
+                )
+            };
+        }
+    }
+}
+
+/// The mask of i32 lanes `0..n` (`n <= 16`).
+#[inline(always)]
+fn lanes_mask(n: usize) -> u16 {
+    if n >= 16 { !0 } else { (1u16 << n) - 1 }
+}
+
+/// `acc + (a.lo * b.lo + a.hi * b.hi)` per i32 lane (i16 halves): `vpdpwssd`, written out
+/// because LLVM otherwise splits it into `vpmaddwd` and `vpaddd` for a generic x86-64 target.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+#[inline]
+fn dpwssd(
+    acc: std::arch::x86_64::__m512i,
+    a: std::arch::x86_64::__m512i,
+    b: std::arch::x86_64::__m512i,
+) -> std::arch::x86_64::__m512i {
+    let mut acc = acc;
+    // SAFETY: register-only arithmetic; the function is compiled for AVX-512 VNNI.
+    unsafe {
+        std::arch::asm!(
+            "vpdpwssd {acc}, {a}, {b}",
+            acc = inout(zmm_reg) acc,
+            a = in(zmm_reg) a,
+            b = in(zmm_reg) b,
+            options(pure, nomem, nostack, preserves_flags),
+        )
+    };
+    acc
+}
+
+/// The codes of 16 accumulators.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+#[inline]
+fn requant16(y: std::arch::x86_64::__m512i, rq: Rq) -> std::arch::x86_64::__m512i {
+    use std::arch::x86_64::*;
+    let one = _mm512_set1_epi32(1);
+    let mut code = _mm512_setzero_si512();
+    match rq {
+        Rq::Up(t) => {
+            for &tj in t {
+                let k = _mm512_cmpge_epi32_mask(y, _mm512_set1_epi32(tj));
+                code = _mm512_mask_add_epi32(code, k, code, one);
+            }
+        }
+        Rq::Down(t) => {
+            for &tj in t {
+                let k = _mm512_cmple_epi32_mask(y, _mm512_set1_epi32(tj));
+                code = _mm512_mask_add_epi32(code, k, code, one);
+            }
+        }
+        Rq::Constant(c) => code = _mm512_set1_epi32(c),
+    }
+    code
+}
+
+/// The products, the output transform and the stores of one group.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW and VNNI.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+unsafe fn multiply(
+    wn: &Winograd,
+    group: usize,
+    v: &[i32],
+    output: &mut [i32],
+    geom: &Geom,
+    post: Post,
+) {
+    use std::arch::x86_64::*;
+    let pairs = wn.pairs;
+    let block = pairs * POSITIONS * TILE_LANES;
+    assert!(v.len() >= wn.lanes / TILE_LANES * block);
+    let first = group * wn.outputs;
+    assert!(wn.weights.len() >= (first + wn.outputs) * pairs * POSITIONS);
+    let tiles = wn.th * wn.tw;
+    // Lane i of `lo` / `hi`: output column 2x + b of tile i / 2 (+ 8), b = i % 2.
+    let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    let hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    for chunk in 0..wn.lanes / TILE_LANES {
+        let vb = v[chunk * block..][..block].as_ptr();
+        for ol in 0..wn.outputs {
+            let o = first + ol;
+            let w = wn.weights[o * pairs * POSITIONS..][..pairs * POSITIONS].as_ptr();
+            let mut m = [_mm512_setzero_si512(); POSITIONS];
+            // Channel pairs outside, positions inside: 16 independent accumulation chains.
+            for p in 0..pairs {
+                for (pos, m) in m.iter_mut().enumerate() {
+                    let i = p * POSITIONS + pos;
+                    // SAFETY: `i < pairs * 16`, so the 16 lanes at `vb + 16 i` lie in this
+                    // chunk's block and `w + i` in this output's weights (both bounds asserted
+                    // by the slices above); unaligned loads are allowed.
+                    let (x, wv) = unsafe {
+                        (
+                            _mm512_loadu_si512(vb.add(i * TILE_LANES).cast()),
+                            _mm512_set1_epi32(*w.add(i)),
+                        )
+                    };
+                    *m = dpwssd(*m, x, wv);
+                }
+            }
+            // Aᵀ M A with Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]], then the factor 4 of 2G.
+            let mut rows = [[_mm512_setzero_si512(); 4]; 2];
+            for c in 0..4 {
+                let (m0, m1, m2, m3) = (m[c], m[4 + c], m[8 + c], m[12 + c]);
+                rows[0][c] = _mm512_add_epi32(_mm512_add_epi32(m0, m1), m2);
+                rows[1][c] = _mm512_sub_epi32(_mm512_sub_epi32(m1, m2), m3);
+            }
+            let rq = match post {
+                Post::Store => None,
+                Post::Requant(rq) => Some(rq(o)),
+            };
+            for (a, &[t0, t1, t2, t3]) in rows.iter().enumerate() {
+                let mut y = [
+                    _mm512_srai_epi32::<2>(_mm512_add_epi32(_mm512_add_epi32(t0, t1), t2)),
+                    _mm512_srai_epi32::<2>(_mm512_sub_epi32(_mm512_sub_epi32(t1, t2), t3)),
+                ];
+                if let Some(rq) = rq {
+                    y = [requant16(y[0], rq), requant16(y[1], rq)];
+                }
+                // Output row 2ty + a of each tile, its two columns side by side.
+                let pixels = [
+                    _mm512_permutex2var_epi32(y[0], lo, y[1]),
+                    _mm512_permutex2var_epi32(y[0], hi, y[1]),
+                ];
+                let mut i = 0;
+                let end = (tiles - chunk * TILE_LANES).min(TILE_LANES);
+                while i < end {
+                    // Tiles i.. of this chunk up to the end of their tile row.
+                    let t = chunk * TILE_LANES + i;
+                    let (ty, tx) = (t / wn.tw, t % wn.tw);
+                    let n = (wn.tw - tx).min(end - i);
+                    let at = geom.at(o, 2 * ty + a, 2 * tx);
+                    assert!(at + 2 * n <= output.len(), "output plane out of bounds");
+                    // Values 2i..2i + 2n of `pixels` (16 per register) go to `at..at + 2n`.
+                    for (r, &px) in pixels.iter().enumerate() {
+                        let (from, to) = ((2 * i).max(16 * r), (2 * (i + n)).min(16 * r + 16));
+                        if from >= to {
+                            continue;
+                        }
+                        let mask = lanes_mask(to - 16 * r) & !lanes_mask(from - 16 * r);
+                        // SAFETY: lane l of the store lands on `at + 16 r + l - 2i`; the mask
+                        // keeps the lanes with `2i <= 16 r + l < 2i + 2n`, which land in
+                        // `at..at + 2n` (asserted in bounds). The base pointer may lie outside
+                        // the slice, hence `wrapping_add`; only selected lanes are written.
+                        unsafe {
+                            _mm512_mask_storeu_epi32(
+                                output.as_mut_ptr().wrapping_add(at + 16 * r - 2 * i),
+                                mask,
+                                px,
+                            )
+                        };
+                    }
+                    i += n;
+                }
+            }
+        }
+    }
+}
+
+/// The grouped 3x3 convolution of i16 planes `input` into `output` (both laid out by `geom`),
+/// writing the interior pixels only. `scratch` holds [`Winograd::scratch_len`] i32.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL, DQ and VNNI; `input` values are within the bounds
+/// `wn` was built with.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+pub unsafe fn winograd_conv(
+    input: &[i16],
+    output: &mut [i32],
+    geom: &Geom,
+    wn: &Winograd,
+    post: Post,
+    scratch: &mut [i32],
+) {
+    for group in 0..wn.groups {
+        for chunk in 0..wn.gather.len() {
+            for p in 0..wn.pairs {
+                // SAFETY: the caller's contract on the CPU and the layout.
+                unsafe { transform_inputs(input, geom, wn, group, p, chunk, scratch) };
+            }
+        }
+        // SAFETY: the caller's contract on the CPU.
+        unsafe { multiply(wn, group, scratch, output, geom, post) };
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use crate::fast::half::{Segments, conv_half};
+    use mognet_arch::rng::SplitMix64;
+
+    fn vnni() -> bool {
+        use std::arch::is_x86_feature_detected as has;
+        has!("avx512f")
+            && has!("avx512bw")
+            && has!("avx512vl")
+            && has!("avx512dq")
+            && has!("avx512vnni")
+    }
+
+    #[test]
+    fn transformed_kernels_are_four_times_the_tile_products() {
+        // A single 1 at (1, 1): U = (2G)[:, 1] (2G)[:, 1]ᵀ.
+        let mut g = [0i8; 9];
+        g[4] = 1;
+        let col = [0, 1, -1, 0];
+        let want: Vec<i32> = (0..16).map(|i| col[i / 4] * col[i % 4]).collect();
+        assert_eq!(transform_kernel(&g).to_vec(), want);
+        // All ones: the centre position sums all nine.
+        assert_eq!(transform_kernel(&[1; 9])[5], 9);
+        assert_eq!(transform_kernel(&[1; 9])[0], 4);
+    }
+
+    #[test]
+    fn matches_the_i16_kernel_on_random_shapes_and_extreme_values() {
+        if !vnni() {
+            eprintln!("skipped: this CPU has no AVX-512 VNNI");
+            return;
+        }
+        let mut rng = SplitMix64::new(21);
+        for case in 0..40 {
+            let groups = [1, 2, 4][case % 3];
+            let ipg = 1 + (rng.next_u64() % 17) as usize;
+            let opg = 1 + (rng.next_u64() % 6) as usize;
+            let (inputs, out) = (ipg * groups, opg * groups);
+            let h = 2 * (1 + (rng.next_u64() % 9) as usize);
+            let w = 2 * (1 + (rng.next_u64() % 18) as usize);
+            let geom = Geom::new(h, w, 1);
+            let bounds: Vec<i64> = (0..inputs)
+                .map(|_| 1 + (rng.next_u64() % 8191) as i64)
+                .collect();
+            let mut input = vec![0i16; geom.buffer_len(inputs.max(out))];
+            for c in 0..inputs {
+                for y in 0..h {
+                    for x in 0..w {
+                        let b = bounds[c];
+                        input[geom.at(c, y, x)] = match rng.next_u64() % 4 {
+                            0 => b as i16,
+                            1 => -b as i16,
+                            _ => ((rng.next_u64() % (2 * b as u64 + 1)) as i64 - b) as i16,
+                        };
+                    }
+                }
+            }
+            let codes: Vec<i8> = (0..out * ipg * 9)
+                .map(|_| (rng.next_u64() % 3) as i8 - 1)
+                .collect();
+            let wn = Winograd::new(&codes, out, inputs, 3, groups, &geom, &bounds)
+                .expect("bounds within i16 / 4");
+            let segs = Segments::new(&codes, out, inputs, 3, groups, &geom, &bounds).unwrap();
+            let thresholds: Vec<i32> = (0..7).map(|j| -3000 + 1000 * j).collect();
+            let rq = |o: usize| {
+                if o.is_multiple_of(2) {
+                    Rq::Up(&thresholds)
+                } else {
+                    Rq::Down(&thresholds)
+                }
+            };
+            for post in [Post::Store, Post::Requant(&rq)] {
+                let mut want = vec![i32::MIN; input.len()];
+                conv_half(&input, &mut want, &geom, &segs, post);
+                let mut got = vec![i32::MIN; input.len()];
+                let mut scratch = vec![0; wn.scratch_len()];
+                // SAFETY: VNNI checked above; inputs within the bounds.
+                unsafe { winograd_conv(&input, &mut got, &geom, &wn, post, &mut scratch) };
+                for o in 0..out {
+                    for y in 0..h {
+                        for x in 0..w {
+                            let at = geom.at(o, y, x);
+                            assert_eq!(got[at], want[at], "case {case}: ({o}, {y}, {x})");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn declines_what_it_cannot_compute_exactly() {
+        let codes = [1i8; 9];
+        let even = Geom::new(4, 4, 1);
+        assert!(Winograd::new(&codes, 1, 1, 3, 1, &even, &[8191]).is_some());
+        // V would overflow i16.
+        assert!(Winograd::new(&codes, 1, 1, 3, 1, &even, &[8192]).is_none());
+        // Odd sides, other kernel sizes.
+        assert!(Winograd::new(&codes, 1, 1, 3, 1, &Geom::new(5, 4, 1), &[1]).is_none());
+        assert!(Winograd::new(&[1], 1, 1, 1, 1, &Geom::new(4, 4, 0), &[1]).is_none());
+    }
+}
