@@ -209,13 +209,14 @@ impl TableConv {
 
 /// The table convolution over the interior rows of `geom`; stores the accumulators, or (with
 /// `rq`) the codes with border columns zeroed. `scratch` holds [`TableConv::scratch_rows`] rows
-/// of [`TCHUNK`] i32.
+/// of [`TCHUNK`] i32. `SEARCH` requantizes with [`super::search`] (only where inlined into a
+/// function compiled for AVX-512; the thresholds must be sorted).
 ///
 /// Blocks go in groups whose tables fit L1 (64 blocks of 2 KiB would not): within a group each
 /// output's sum stays in registers; between groups it waits in a partial-sum row, read and
 /// written in order.
 #[inline(always)]
-pub fn table_conv<'a>(
+pub fn table_conv<'a, const SEARCH: bool>(
     input: &[i32],
     output: &mut [i32],
     geom: &Geom,
@@ -224,13 +225,13 @@ pub fn table_conv<'a>(
     scratch: &mut [i32],
 ) {
     for span in geom.spans(TCHUNK) {
-        with_width!(span, N => table_span::<N>(input, output, geom, t, rq, scratch, span));
+        with_width!(span, N => table_span::<N, SEARCH>(input, output, geom, t, rq, scratch, span));
     }
 }
 
 /// [`table_conv`] on one span, in chunks of `N` lanes (the scratch's rows are `N` long here).
 #[inline(always)]
-fn table_span<'a, const N: usize>(
+fn table_span<'a, const N: usize, const SEARCH: bool>(
     input: &[i32],
     output: &mut [i32],
     geom: &Geom,
@@ -273,6 +274,11 @@ fn table_span<'a, const N: usize>(
             let dst = &mut output[geom.front + o * geom.plane + f..][..n];
             match rq {
                 None => dst.copy_from_slice(&a[..n]),
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `SEARCH` is set only where this is inlined into a function compiled
+                // for AVX-512 F/BW/VL/DQ (`FastModel`'s VNNI variant) or after checking the
+                // CPU (tests); the engine's thresholds are sorted.
+                Some(rq) if SEARCH => unsafe { super::search::store_codes(&a, rq(o), mask, dst) },
                 Some(rq) => {
                     let codes = requant_chunk(&a, rq(o));
                     for l in 0..n {

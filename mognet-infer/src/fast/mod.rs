@@ -9,6 +9,7 @@ pub mod half;
 pub mod kernels;
 pub mod peak;
 pub mod runner;
+pub mod search;
 pub mod vnni;
 pub mod winograd;
 
@@ -103,12 +104,18 @@ impl Table {
         let mut values = Vec::with_capacity(channels.len() * q);
         for ch in channels {
             match ch {
+                // Sorted (a count does not depend on the order), so that the thresholds can
+                // be searched.
                 ChannelRequant::Up(t) => {
                     kinds.push(0);
+                    let mut t = t.clone();
+                    t.sort_unstable();
                     values.extend(t);
                 }
                 ChannelRequant::Down(t) => {
                     kinds.push(1);
+                    let mut t = t.clone();
+                    t.sort_unstable_by(|a, b| b.cmp(a));
                     values.extend(t);
                 }
                 ChannelRequant::Constant(c) => {
@@ -528,7 +535,7 @@ fn cflog<const VNNI: bool>(
         }
     }
     clock.lap(2);
-    table_conv(a2, f, g, &c.pw2, Some(&|o| c.out.get(o)), s.table);
+    table_conv::<VNNI>(a2, f, g, &c.pw2, Some(&|o| c.out.get(o)), s.table);
     clock.lap(3);
 }
 

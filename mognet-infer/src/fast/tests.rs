@@ -6,7 +6,7 @@ use mognet_arch::rng::SplitMix64;
 use mognet_arch::{GateMode, MuxInputs, NetSpec, StageSpec};
 
 use super::geom::Geom;
-use super::kernels::{Post, Terms, conv};
+use super::kernels::{Post, Rq, Terms, conv};
 use super::{FastModel, Variant};
 use crate::kernels::conv::ternary_conv;
 use crate::kernels::requant::ChannelRequant;
@@ -295,7 +295,7 @@ fn table_kernel_matches_the_addition_kernel_across_block_groups() {
         grouped += (t.group() < t.blocks) as usize;
         let mut scratch = vec![0i32; t.scratch_rows() * TCHUNK];
         let mut got = vec![i32::MIN; input.len()];
-        table_conv(&input, &mut got, &geom, &t, None, &mut scratch);
+        table_conv::<false>(&input, &mut got, &geom, &t, None, &mut scratch);
         let terms = Terms::new(&weights, outputs, inputs, 1, 1, &geom);
         let mut want = vec![i32::MIN; input.len()];
         conv(&input, &mut want, &geom, &terms, Post::Store);
@@ -303,6 +303,29 @@ fn table_kernel_matches_the_addition_kernel_across_block_groups() {
             got, want,
             "case {case}: {inputs} -> {outputs}, width {width}"
         );
+        // Requantized, counting and (with AVX-512) searching: sorted thresholds in the range
+        // of the sums, odd channels counting down.
+        let up: Vec<i32> = (0..7).map(|j| -3_000_000 + 900_000 * j).collect();
+        let down: Vec<i32> = up.iter().rev().copied().collect();
+        let rq = |o: usize| {
+            if o % 2 == 0 {
+                Rq::Up(&up)
+            } else {
+                Rq::Down(&down)
+            }
+        };
+        let mut want = vec![i32::MIN; input.len()];
+        conv(&input, &mut want, &geom, &terms, Post::Requant(&rq));
+        let mut got = vec![i32::MIN; input.len()];
+        table_conv::<false>(&input, &mut got, &geom, &t, Some(&rq), &mut scratch);
+        assert_eq!(got, want, "case {case}: requantized");
+        #[cfg(target_arch = "x86_64")]
+        if Variant::Avx512.is_available() {
+            let mut got = vec![i32::MIN; input.len()];
+            // `table_conv::<true>` needs AVX-512 (checked just above).
+            table_conv::<true>(&input, &mut got, &geom, &t, Some(&rq), &mut scratch);
+            assert_eq!(got, want, "case {case}: requantized by search");
+        }
     }
     assert!(
         grouped >= 6,

@@ -17,7 +17,9 @@
 //! L1; the output transform's results are scattered into the output planes.
 
 use super::geom::Geom;
-use super::kernels::{Post, Rq};
+use super::kernels::Post;
+#[cfg(target_arch = "x86_64")]
+use super::search::codes16;
 
 /// Positions of the 4x4 transformed tile.
 pub const POSITIONS: usize = 16;
@@ -364,32 +366,6 @@ fn dpwssd(
     acc
 }
 
-/// The codes of 16 accumulators.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-#[inline]
-fn requant16(y: std::arch::x86_64::__m512i, rq: Rq) -> std::arch::x86_64::__m512i {
-    use std::arch::x86_64::*;
-    let one = _mm512_set1_epi32(1);
-    let mut code = _mm512_setzero_si512();
-    match rq {
-        Rq::Up(t) => {
-            for &tj in t {
-                let k = _mm512_cmpge_epi32_mask(y, _mm512_set1_epi32(tj));
-                code = _mm512_mask_add_epi32(code, k, code, one);
-            }
-        }
-        Rq::Down(t) => {
-            for &tj in t {
-                let k = _mm512_cmple_epi32_mask(y, _mm512_set1_epi32(tj));
-                code = _mm512_mask_add_epi32(code, k, code, one);
-            }
-        }
-        Rq::Constant(c) => code = _mm512_set1_epi32(c),
-    }
-    code
-}
-
 /// The products, the output transform and the stores of one group.
 ///
 /// # Safety
@@ -453,7 +429,8 @@ unsafe fn multiply(
                     _mm512_srai_epi32::<2>(_mm512_sub_epi32(_mm512_sub_epi32(t1, t2), t3)),
                 ];
                 if let Some(rq) = rq {
-                    y = [requant16(y[0], rq), requant16(y[1], rq)];
+                    // SAFETY: compiled for AVX-512; the engine's thresholds are sorted.
+                    y = unsafe { [codes16(y[0], rq), codes16(y[1], rq)] };
                 }
                 // Output row 2ty + a of each tile, its two columns side by side.
                 let pixels = [
@@ -527,6 +504,7 @@ pub unsafe fn winograd_conv(
 mod tests {
     use super::*;
     use crate::fast::half::{Segments, conv_half};
+    use crate::fast::kernels::Rq;
     use mognet_arch::rng::SplitMix64;
 
     fn vnni() -> bool {
@@ -588,12 +566,14 @@ mod tests {
             let wn = Winograd::new(&codes, out, inputs, 3, groups, &geom, &bounds)
                 .expect("bounds within i16 / 4");
             let segs = Segments::new(&codes, out, inputs, 3, groups, &geom, &bounds).unwrap();
-            let thresholds: Vec<i32> = (0..7).map(|j| -3000 + 1000 * j).collect();
+            // Sorted, as the engine keeps them (up non-decreasing, down non-increasing).
+            let up: Vec<i32> = (0..7).map(|j| -3000 + 1000 * j).collect();
+            let down: Vec<i32> = up.iter().rev().copied().collect();
             let rq = |o: usize| {
                 if o.is_multiple_of(2) {
-                    Rq::Up(&thresholds)
+                    Rq::Up(&up)
                 } else {
-                    Rq::Down(&thresholds)
+                    Rq::Down(&down)
                 }
             };
             for post in [Post::Store, Post::Requant(&rq)] {
