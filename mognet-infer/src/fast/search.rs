@@ -82,7 +82,7 @@ pub unsafe fn codes16(acc: __m512i, rq: Rq) -> __m512i {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 #[inline]
 pub unsafe fn store_codes<const N: usize>(acc: &[i32; N], rq: Rq, mask: &[i32], dst: &mut [i32]) {
-    const { assert!(N % 16 == 0, "whole registers") };
+    const { assert!(N.is_multiple_of(16), "whole registers") };
     let n = dst.len();
     assert!(n <= N && mask.len() >= n, "chunk of {n} pixels");
     for r in 0..N / 16 {

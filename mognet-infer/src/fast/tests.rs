@@ -308,7 +308,7 @@ fn table_kernel_matches_the_addition_kernel_across_block_groups() {
         let up: Vec<i32> = (0..7).map(|j| -3_000_000 + 900_000 * j).collect();
         let down: Vec<i32> = up.iter().rev().copied().collect();
         let rq = |o: usize| {
-            if o % 2 == 0 {
+            if o.is_multiple_of(2) {
                 Rq::Up(&up)
             } else {
                 Rq::Down(&down)
