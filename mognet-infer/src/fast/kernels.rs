@@ -89,19 +89,11 @@ pub struct TableConv {
     /// `b`, whose place in its group is `b % group()`. Stored whole so that a lookup is a
     /// load and an add (entry, block and group arithmetic measured 3.3 cycles per lookup).
     pub rows: Vec<u16>,
-    /// Plane distance of the input buffer.
-    pub plane: usize,
 }
 
 impl TableConv {
     /// The table form of `[out][in]` +-1 weights, `width` inputs per block.
-    pub fn new(
-        weights: &[i8],
-        outputs: usize,
-        inputs: usize,
-        width: usize,
-        geom: &Geom,
-    ) -> TableConv {
+    pub fn new(weights: &[i8], outputs: usize, inputs: usize, width: usize) -> TableConv {
         assert!(
             (1..=8).contains(&width),
             "table width {width} outside 1..=8"
@@ -113,7 +105,6 @@ impl TableConv {
             width,
             blocks,
             rows: Vec::with_capacity(blocks * outputs),
-            plane: geom.plane,
         };
         let (entries, group) = (t.entries(), t.group());
         for o in 0..outputs {
@@ -148,11 +139,13 @@ pub const TABLE_WIDTH: usize = 4;
 /// lookup's scalar work (code byte, address) serves 32 additions; 16 measured slower.
 pub const TCHUNK: usize = 32;
 
-/// Builds block `b`'s table at `base` into `tab`; returns the block's plain sum.
+/// Builds block `b`'s table at `base` (planes `plane` apart) into `tab`; returns the block's
+/// plain sum.
 #[inline(always)]
 fn build_table<const N: usize>(
     input: &[i32],
     base: usize,
+    plane: usize,
     t: &TableConv,
     b: usize,
     tab: &mut [[i32; N]],
@@ -163,7 +156,7 @@ fn build_table<const N: usize>(
     for i in 0..t.width {
         let j = t.width * b + i;
         let x: [i32; N] = if j < t.inputs {
-            let at = base + j * t.plane;
+            let at = base + j * plane;
             input[at..at + N].try_into().expect("chunk in bounds")
         } else {
             [0; N]
@@ -207,10 +200,15 @@ impl TableConv {
     }
 }
 
-/// The table convolution over the interior rows of `geom`; stores the accumulators, or (with
-/// `rq`) the codes with border columns zeroed. `scratch` holds [`TableConv::scratch_rows`] rows
-/// of [`TCHUNK`] i32. `SEARCH` requantizes with [`super::search`] (only where inlined into a
-/// function compiled for AVX-512; the thresholds must be sorted).
+/// The table convolution of `input` (laid out by `from`) into `output` (laid out by `to`, the
+/// same map); stores the accumulators, or (with `rq`) the codes with border columns zeroed.
+/// `scratch` holds [`TableConv::scratch_rows`] rows of [`TCHUNK`] i32. `SEARCH` requantizes
+/// with [`super::search`] (only where inlined into a function compiled for AVX-512; the
+/// thresholds must be sorted).
+///
+/// The kernel runs over `from`'s flat range. When `from` has no border (`p = 0`, the layout the
+/// Winograd kernel writes) and `to` has one, no lane is spent on border columns: the codes go
+/// to `to` row by row, and `to`'s border columns are left as they are (zero).
 ///
 /// Blocks go in groups whose tables fit L1 (64 blocks of 2 KiB would not): within a group each
 /// output's sum stays in registers; between groups it waits in a partial-sum row, read and
@@ -218,14 +216,19 @@ impl TableConv {
 #[inline(always)]
 pub fn table_conv<'a, const SEARCH: bool>(
     input: &[i32],
+    from: &Geom,
     output: &mut [i32],
-    geom: &Geom,
+    to: &Geom,
     t: &TableConv,
     rq: Option<&dyn Fn(usize) -> Rq<'a>>,
     scratch: &mut [i32],
 ) {
-    for span in geom.spans(TCHUNK) {
-        with_width!(span, N => table_span::<N, SEARCH>(input, output, geom, t, rq, scratch, span));
+    assert!(
+        (from.h, from.w) == (to.h, to.w) && (from.p == to.p || from.p == 0),
+        "table convolution between unrelated layouts"
+    );
+    for span in from.spans(TCHUNK) {
+        with_width!(span, N => table_span::<N, SEARCH>(input, from, output, to, t, rq, scratch, span));
     }
 }
 
@@ -233,8 +236,9 @@ pub fn table_conv<'a, const SEARCH: bool>(
 #[inline(always)]
 fn table_span<'a, const N: usize, const SEARCH: bool>(
     input: &[i32],
+    from: &Geom,
     output: &mut [i32],
-    geom: &Geom,
+    to: &Geom,
     t: &TableConv,
     rq: Option<&dyn Fn(usize) -> Rq<'a>>,
     scratch: &mut [i32],
@@ -244,14 +248,37 @@ fn table_span<'a, const N: usize, const SEARCH: bool>(
     let group = t.group();
     let rows = scratch.as_chunks_mut::<N>().0;
     let (tab, partial) = rows.split_at_mut(group * entries);
-    let mask = &geom.mask[f - geom.start..f - geom.start + n];
+    let same = from.p == to.p;
+    let mask = &from.mask[f - from.start..f - from.start + n];
+    // From a borderless layout: (first lane, lanes, offset in `to`'s plane) per map row.
+    let mut rows_of = [(0usize, 0usize, 0usize); N];
+    let mut count = 0;
+    if !same {
+        let mut l = 0;
+        while l < n {
+            let q = f - from.start + l;
+            let (y, x) = (q / from.w, q % from.w);
+            let len = (from.w - x).min(n - l);
+            rows_of[count] = (l, len, to.at(0, y, x) - to.front);
+            count += 1;
+            l += len;
+        }
+    }
+    let pieces = &rows_of[..count];
     let mut total = [0i32; N];
     let mut first = 0;
     while first < t.blocks {
         let last = (first + group).min(t.blocks);
         for b in first..last {
             let at = (b - first) * entries;
-            let sum = build_table(input, geom.front + f, t, b, &mut tab[at..at + entries]);
+            let sum = build_table(
+                input,
+                from.front + f,
+                from.plane,
+                t,
+                b,
+                &mut tab[at..at + entries],
+            );
             for l in 0..N {
                 total[l] += sum[l];
             }
@@ -271,18 +298,43 @@ fn table_span<'a, const N: usize, const SEARCH: bool>(
             for l in 0..N {
                 a[l] = 2 * a[l] - total[l];
             }
-            let dst = &mut output[geom.front + o * geom.plane + f..][..n];
+            if same {
+                let dst = &mut output[to.front + o * to.plane + f..][..n];
+                match rq {
+                    None => dst.copy_from_slice(&a[..n]),
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: `SEARCH` is set only where this is inlined into a function
+                    // compiled for AVX-512 F/BW/VL/DQ (`FastModel`'s VNNI variant) or after
+                    // checking the CPU (tests); the engine's thresholds are sorted.
+                    Some(rq) if SEARCH => unsafe {
+                        super::search::store_codes(&a, rq(o), mask, dst)
+                    },
+                    Some(rq) => {
+                        let codes = requant_chunk(&a, rq(o));
+                        for l in 0..n {
+                            dst[l] = codes[l] & mask[l];
+                        }
+                    }
+                }
+                continue;
+            }
+            // Borderless input: every lane is a pixel; scatter them row by row.
+            let base = to.front + o * to.plane;
             match rq {
-                None => dst.copy_from_slice(&a[..n]),
+                None => {
+                    for &(l, len, at) in pieces {
+                        output[base + at..][..len].copy_from_slice(&a[l..l + len]);
+                    }
+                }
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: `SEARCH` is set only where this is inlined into a function compiled
-                // for AVX-512 F/BW/VL/DQ (`FastModel`'s VNNI variant) or after checking the
-                // CPU (tests); the engine's thresholds are sorted.
-                Some(rq) if SEARCH => unsafe { super::search::store_codes(&a, rq(o), mask, dst) },
+                // SAFETY: as above.
+                Some(rq) if SEARCH => unsafe {
+                    super::search::scatter_codes(&a, rq(o), pieces, &mut output[base..])
+                },
                 Some(rq) => {
                     let codes = requant_chunk(&a, rq(o));
-                    for l in 0..n {
-                        dst[l] = codes[l] & mask[l];
+                    for &(l, len, at) in pieces {
+                        output[base + at..][..len].copy_from_slice(&codes[l..l + len]);
                     }
                 }
             }

@@ -161,6 +161,9 @@ struct FastCflog {
 #[derive(Debug, Clone)]
 pub struct FastModel {
     geoms: Vec<Geom>,
+    /// The same maps without borders: the Winograd kernel's output layout, so that the CA
+    /// layer after it spends no lanes on border columns.
+    compact: Vec<Geom>,
     in_channels: usize,
     stem: Terms,
     stem_out: Table,
@@ -291,7 +294,6 @@ impl FastModel {
                     c.pw2.rows,
                     c.pw2.width,
                     kernels::TABLE_WIDTH,
-                    &geoms[g],
                 ),
                 out: Table::new(&c.out, q),
                 gate: gate.to_vec(),
@@ -337,6 +339,7 @@ impl FastModel {
             buffers,
             classes: spec.num_classes,
             macs: mognet_arch::Summary::new(spec, &mognet_arch::StorageWidths::default()).macs,
+            compact: geoms.iter().map(|g| Geom::new(g.h, g.w, 0)).collect(),
             geoms,
         }
     }
@@ -490,7 +493,7 @@ struct Work<'a> {
 #[inline(always)]
 fn cflog<const VNNI: bool>(
     c: &FastCflog,
-    g: &Geom,
+    [g, compact]: [&Geom; 2],
     x: &[i32],
     [a1, a2, f]: [&mut [i32]; 3],
     s: Work,
@@ -500,6 +503,8 @@ fn cflog<const VNNI: bool>(
         Some(t) => Post::Requant(&|o| t.get(o)),
         None => Post::Store,
     };
+    // The layout of the grouped convolution's output.
+    let mut a2_geom = g;
     match &c.gconv_half {
         Some(segments) => {
             #[cfg(target_arch = "x86_64")]
@@ -512,7 +517,10 @@ fn cflog<const VNNI: bool>(
                     vnni::dot_conv(x, s.half, g, &c.pw1_dot, s.packed);
                     clock.lap(1);
                     match &c.gconv_wino {
-                        Some(wn) => winograd::winograd_conv(s.half, a2, g, wn, post, s.wino),
+                        Some(wn) => {
+                            winograd::winograd_conv(s.half, a2, g, compact, wn, post, s.wino);
+                            a2_geom = compact;
+                        }
                         None => conv_half(s.half, a2, g, segments, post),
                     }
                 }
@@ -535,7 +543,7 @@ fn cflog<const VNNI: bool>(
         }
     }
     clock.lap(2);
-    table_conv::<VNNI>(a2, f, g, &c.pw2, Some(&|o| c.out.get(o)), s.table);
+    table_conv::<VNNI>(a2, a2_geom, f, g, &c.pw2, Some(&|o| c.out.get(o)), s.table);
     clock.lap(3);
 }
 
@@ -587,7 +595,7 @@ fn run<const VNNI: bool>(
             let g = &m.geoms[block.geom];
             cflog::<VNNI>(
                 block,
-                g,
+                [g, &m.compact[block.geom]],
                 x,
                 [a1, a2, f],
                 Work {

@@ -102,6 +102,55 @@ pub unsafe fn store_codes<const N: usize>(acc: &[i32; N], rq: Rq, mask: &[i32], 
     }
 }
 
+/// Requantizes a chunk of accumulators into `dst`, in pieces: `(l, len, at)` puts lanes
+/// `l..l + len` at `dst[at..at + len]`.
+///
+/// # Safety
+/// As [`codes16`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+#[inline]
+pub unsafe fn scatter_codes<const N: usize>(
+    acc: &[i32; N],
+    rq: Rq,
+    pieces: &[(usize, usize, usize)],
+    dst: &mut [i32],
+) {
+    const { assert!(N.is_multiple_of(16) && N <= 64, "one to four registers") };
+    let mut codes = [_mm512_setzero_si512(); 4];
+    for (r, c) in codes.iter_mut().enumerate().take(N / 16) {
+        // SAFETY: `16 r + 16 <= N`.
+        *c = unsafe { codes16(_mm512_loadu_si512(acc.as_ptr().add(16 * r).cast()), rq) };
+    }
+    for &(l, len, at) in pieces {
+        assert!(l + len <= N && at + len <= dst.len(), "piece out of bounds");
+        for (r, &c) in codes.iter().enumerate().take(N / 16) {
+            let (from, to) = (l.max(16 * r), (l + len).min(16 * r + 16));
+            if from >= to {
+                continue;
+            }
+            let keep = lanes(to - 16 * r) & !lanes(from - 16 * r);
+            // SAFETY: lane i of register r lands on `at + 16 r + i - l`; the mask keeps lanes
+            // with `l <= 16 r + i < l + len`, which land in `dst[at..at + len]` (asserted in
+            // bounds). The base address may lie outside `dst`, hence `wrapping_add`; only
+            // selected lanes are written.
+            unsafe {
+                _mm512_mask_storeu_epi32(
+                    dst.as_mut_ptr().wrapping_add(at + 16 * r).wrapping_sub(l),
+                    keep,
+                    c,
+                )
+            };
+        }
+    }
+}
+
+/// The mask of lanes `0..n` (`n <= 16`).
+#[cfg(target_arch = "x86_64")]
+fn lanes(n: usize) -> __mmask16 {
+    if n >= 16 { !0 } else { (1u16 << n) - 1 }
+}
+
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;

@@ -291,11 +291,11 @@ fn table_kernel_matches_the_addition_kernel_across_block_groups() {
         let weights: Vec<i8> = (0..outputs * inputs)
             .map(|_| 2 * (rng.next_u64() % 2) as i8 - 1)
             .collect();
-        let t = TableConv::new(&weights, outputs, inputs, width, &geom);
+        let t = TableConv::new(&weights, outputs, inputs, width);
         grouped += (t.group() < t.blocks) as usize;
         let mut scratch = vec![0i32; t.scratch_rows() * TCHUNK];
         let mut got = vec![i32::MIN; input.len()];
-        table_conv::<false>(&input, &mut got, &geom, &t, None, &mut scratch);
+        table_conv::<false>(&input, &geom, &mut got, &geom, &t, None, &mut scratch);
         let terms = Terms::new(&weights, outputs, inputs, 1, 1, &geom);
         let mut want = vec![i32::MIN; input.len()];
         conv(&input, &mut want, &geom, &terms, Post::Store);
@@ -317,13 +317,38 @@ fn table_kernel_matches_the_addition_kernel_across_block_groups() {
         let mut want = vec![i32::MIN; input.len()];
         conv(&input, &mut want, &geom, &terms, Post::Requant(&rq));
         let mut got = vec![i32::MIN; input.len()];
-        table_conv::<false>(&input, &mut got, &geom, &t, Some(&rq), &mut scratch);
+        table_conv::<false>(&input, &geom, &mut got, &geom, &t, Some(&rq), &mut scratch);
         assert_eq!(got, want, "case {case}: requantized");
+        // From a borderless copy of the input: the same codes at every pixel, borders untouched.
+        let compact = Geom::new(geom.h, geom.w, 0);
+        let mut packed = vec![0i32; compact.buffer_len(inputs)];
+        for c in 0..inputs {
+            for y in 0..geom.h {
+                for x in 0..geom.w {
+                    packed[compact.at(c, y, x)] = input[geom.at(c, y, x)];
+                }
+            }
+        }
+        let mut got = vec![0i32; input.len()];
+        table_conv::<false>(
+            &packed,
+            &compact,
+            &mut got,
+            &geom,
+            &t,
+            Some(&rq),
+            &mut scratch,
+        );
+        let borders_zeroed: Vec<i32> = want
+            .iter()
+            .map(|&v| if v == i32::MIN { 0 } else { v })
+            .collect();
+        assert_eq!(got, borders_zeroed, "case {case}: from a borderless layout");
         #[cfg(target_arch = "x86_64")]
         if Variant::Avx512.is_available() {
             let mut got = vec![i32::MIN; input.len()];
             // `table_conv::<true>` needs AVX-512 (checked just above).
-            table_conv::<true>(&input, &mut got, &geom, &t, Some(&rq), &mut scratch);
+            table_conv::<true>(&input, &geom, &mut got, &geom, &t, Some(&rq), &mut scratch);
             assert_eq!(got, want, "case {case}: requantized by search");
         }
     }

@@ -377,7 +377,7 @@ unsafe fn multiply(
     group: usize,
     v: &[i32],
     output: &mut [i32],
-    geom: &Geom,
+    to: &Geom,
     post: Post,
 ) {
     use std::arch::x86_64::*;
@@ -444,7 +444,7 @@ unsafe fn multiply(
                     let t = chunk * TILE_LANES + i;
                     let (ty, tx) = (t / wn.tw, t % wn.tw);
                     let n = (wn.tw - tx).min(end - i);
-                    let at = geom.at(o, 2 * ty + a, 2 * tx);
+                    let at = to.at(o, 2 * ty + a, 2 * tx);
                     assert!(at + 2 * n <= output.len(), "output plane out of bounds");
                     // Values 2i..2i + 2n of `pixels` (16 per register) go to `at..at + 2n`.
                     for (r, &px) in pixels.iter().enumerate() {
@@ -472,8 +472,9 @@ unsafe fn multiply(
     }
 }
 
-/// The grouped 3x3 convolution of i16 planes `input` into `output` (both laid out by `geom`),
-/// writing the interior pixels only. `scratch` holds [`Winograd::scratch_len`] i32.
+/// The grouped 3x3 convolution of i16 planes `input` (laid out by `geom`) into `output` (laid
+/// out by `to`, the same map with any border), writing its pixels only. `scratch` holds
+/// [`Winograd::scratch_len`] i32.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, BW, VL, DQ and VNNI; `input` values are within the bounds
@@ -484,10 +485,12 @@ pub unsafe fn winograd_conv(
     input: &[i16],
     output: &mut [i32],
     geom: &Geom,
+    to: &Geom,
     wn: &Winograd,
     post: Post,
     scratch: &mut [i32],
 ) {
+    assert_eq!((geom.h, geom.w), (to.h, to.w), "output map of another size");
     for group in 0..wn.groups {
         for chunk in 0..wn.gather.len() {
             for p in 0..wn.pairs {
@@ -496,7 +499,7 @@ pub unsafe fn winograd_conv(
             }
         }
         // SAFETY: the caller's contract on the CPU.
-        unsafe { multiply(wn, group, scratch, output, geom, post) };
+        unsafe { multiply(wn, group, scratch, output, to, post) };
     }
 }
 
@@ -576,18 +579,24 @@ mod tests {
                     Rq::Down(&down)
                 }
             };
-            for post in [Post::Store, Post::Requant(&rq)] {
+            // Into the same layout and into one without borders.
+            let compact = Geom::new(h, w, 0);
+            for (post, to) in [
+                (Post::Store, &geom),
+                (Post::Requant(&rq), &geom),
+                (Post::Store, &compact),
+            ] {
                 let mut want = vec![i32::MIN; input.len()];
                 conv_half(&input, &mut want, &geom, &segs, post);
                 let mut got = vec![i32::MIN; input.len()];
                 let mut scratch = vec![0; wn.scratch_len()];
                 // SAFETY: VNNI checked above; inputs within the bounds.
-                unsafe { winograd_conv(&input, &mut got, &geom, &wn, post, &mut scratch) };
+                unsafe { winograd_conv(&input, &mut got, &geom, to, &wn, post, &mut scratch) };
                 for o in 0..out {
                     for y in 0..h {
                         for x in 0..w {
-                            let at = geom.at(o, y, x);
-                            assert_eq!(got[at], want[at], "case {case}: ({o}, {y}, {x})");
+                            let (at, want) = (to.at(o, y, x), want[geom.at(o, y, x)]);
+                            assert_eq!(got[at], want, "case {case}: ({o}, {y}, {x})");
                         }
                     }
                 }
