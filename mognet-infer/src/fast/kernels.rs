@@ -534,16 +534,17 @@ pub fn mux(x: &[i32], f: &mut [i32], geom: &Geom, gate: &[bool], avg: bool) {
 pub fn pool(input: &[i32], g: &Geom, output: &mut [i32], h: &Geom, channels: usize) {
     for c in 0..channels {
         for y in 0..h.h {
-            // Whole rows as slices, so the loop below has no index arithmetic or bounds checks
-            // and vectorizes.
+            // Whole rows as slices, so the loops below have no index arithmetic or bounds
+            // checks and vectorize: the larger of the two rows, then of each pair.
             let top = &input[g.at(c, 2 * y, 0)..][..2 * h.w];
             let bottom = &input[g.at(c, 2 * y + 1, 0)..][..2 * h.w];
             let out = &mut output[h.at(c, y, 0)..][..h.w];
-            for (x, o) in out.iter_mut().enumerate() {
-                *o = top[2 * x]
-                    .max(top[2 * x + 1])
-                    .max(bottom[2 * x])
-                    .max(bottom[2 * x + 1]);
+            for ((o, t), b) in out
+                .iter_mut()
+                .zip(top.as_chunks::<2>().0)
+                .zip(bottom.as_chunks::<2>().0)
+            {
+                *o = t[0].max(b[0]).max(t[1].max(b[1]));
             }
         }
     }
