@@ -157,14 +157,9 @@ mod tests {
     use crate::kernels::requant::ChannelRequant;
     use mognet_arch::rng::SplitMix64;
 
-    fn avx512() -> bool {
-        use std::arch::is_x86_feature_detected as has;
-        has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512dq")
-    }
-
     #[test]
     fn search_and_count_give_the_reference_codes() {
-        if !avx512() {
+        if !crate::fast::Variant::Avx512.is_available() {
             eprintln!("skipped: this CPU has no AVX-512");
             return;
         }

@@ -303,17 +303,10 @@ fn table_kernel_matches_the_addition_kernel_across_block_groups() {
             got, want,
             "case {case}: {inputs} -> {outputs}, width {width}"
         );
-        // Requantized, counting and (with AVX-512) searching: sorted thresholds in the range
-        // of the sums, odd channels counting down.
-        let up: Vec<i32> = (0..7).map(|j| -3_000_000 + 900_000 * j).collect();
-        let down: Vec<i32> = up.iter().rev().copied().collect();
-        let rq = |o: usize| {
-            if o.is_multiple_of(2) {
-                Rq::Up(&up)
-            } else {
-                Rq::Down(&down)
-            }
-        };
+        // Requantized, counting and (with AVX-512) searching, at thresholds in the range of
+        // the sums.
+        let thresholds = Alternating::new(-3_000_000, 900_000);
+        let rq = |o: usize| thresholds.rq(o);
         let mut want = vec![i32::MIN; input.len()];
         conv(&input, &mut want, &geom, &terms, Post::Requant(&rq));
         let mut got = vec![i32::MIN; input.len()];
@@ -356,6 +349,29 @@ fn table_kernel_matches_the_addition_kernel_across_block_groups() {
         grouped >= 6,
         "only {grouped} cases work through several groups of tables"
     );
+}
+
+/// Seven sorted thresholds `first + step * j` for tests: even channels count up, odd ones
+/// down (thresholds reversed), as the engine keeps them.
+pub(crate) struct Alternating {
+    up: Vec<i32>,
+    down: Vec<i32>,
+}
+
+impl Alternating {
+    pub(crate) fn new(first: i32, step: i32) -> Alternating {
+        let up: Vec<i32> = (0..7).map(|j| first + step * j).collect();
+        let down = up.iter().rev().copied().collect();
+        Alternating { up, down }
+    }
+
+    pub(crate) fn rq(&self, o: usize) -> Rq<'_> {
+        if o.is_multiple_of(2) {
+            Rq::Up(&self.up)
+        } else {
+            Rq::Down(&self.down)
+        }
+    }
 }
 
 /// A random small network (for other modules' tests).

@@ -159,17 +159,9 @@ mod tests {
     use crate::fast::kernels::{Post, Terms, conv};
     use mognet_arch::rng::SplitMix64;
 
-    fn vnni() -> bool {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-            && std::arch::is_x86_feature_detected!("avx512dq")
-            && std::arch::is_x86_feature_detected!("avx512vnni")
-    }
-
     #[test]
     fn matches_the_addition_kernel_on_random_shapes() {
-        if !vnni() {
+        if !crate::fast::Variant::Avx512Vnni.is_available() {
             eprintln!("skipped: this CPU has no AVX-512 VNNI");
             return;
         }

@@ -507,17 +507,8 @@ pub unsafe fn winograd_conv(
 mod tests {
     use super::*;
     use crate::fast::half::{Segments, conv_half};
-    use crate::fast::kernels::Rq;
+    use crate::fast::tests::Alternating;
     use mognet_arch::rng::SplitMix64;
-
-    fn vnni() -> bool {
-        use std::arch::is_x86_feature_detected as has;
-        has!("avx512f")
-            && has!("avx512bw")
-            && has!("avx512vl")
-            && has!("avx512dq")
-            && has!("avx512vnni")
-    }
 
     #[test]
     fn transformed_kernels_are_four_times_the_tile_products() {
@@ -534,7 +525,7 @@ mod tests {
 
     #[test]
     fn matches_the_i16_kernel_on_random_shapes_and_extreme_values() {
-        if !vnni() {
+        if !crate::fast::Variant::Avx512Vnni.is_available() {
             eprintln!("skipped: this CPU has no AVX-512 VNNI");
             return;
         }
@@ -569,16 +560,8 @@ mod tests {
             let wn = Winograd::new(&codes, out, inputs, 3, groups, &geom, &bounds)
                 .expect("bounds within i16 / 4");
             let segs = Segments::new(&codes, out, inputs, 3, groups, &geom, &bounds).unwrap();
-            // Sorted, as the engine keeps them (up non-decreasing, down non-increasing).
-            let up: Vec<i32> = (0..7).map(|j| -3000 + 1000 * j).collect();
-            let down: Vec<i32> = up.iter().rev().copied().collect();
-            let rq = |o: usize| {
-                if o.is_multiple_of(2) {
-                    Rq::Up(&up)
-                } else {
-                    Rq::Down(&down)
-                }
-            };
+            let thresholds = Alternating::new(-3000, 1000);
+            let rq = |o: usize| thresholds.rq(o);
             // Into the same layout and into one without borders.
             let compact = Geom::new(h, w, 0);
             for (post, to) in [
