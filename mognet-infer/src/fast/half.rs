@@ -8,6 +8,7 @@
 
 use super::geom::{CHUNK, Geom, Span, with_width};
 use super::kernels::{Element, Post, signed_taps, store};
+use crate::model::TernaryWeights;
 
 /// A ternary convolution's nonzero weights, cut into segments that cannot overflow i16.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,17 +24,16 @@ pub struct Segments {
 }
 
 impl Segments {
-    /// Cuts `codes` (`[out, in/groups, k, k]`) given `bounds[c]`, the largest `|value|` of input
-    /// channel `c`; `None` when one input alone can exceed i16.
-    pub fn new(
-        codes: &[i8],
-        out: usize,
-        inputs: usize,
-        k: usize,
-        groups: usize,
-        geom: &Geom,
-        bounds: &[i64],
-    ) -> Option<Segments> {
+    /// Cuts ternary weights `w` given `bounds[c]`, the largest `|value|` of input channel `c`;
+    /// `None` when one input alone can exceed i16.
+    pub fn new(w: &TernaryWeights, geom: &Geom, bounds: &[i64]) -> Option<Segments> {
+        let TernaryWeights {
+            out,
+            inputs,
+            k,
+            groups,
+            ref codes,
+        } = *w;
         if bounds.iter().any(|&b| b > i16::MAX as i64) {
             return None;
         }
@@ -211,7 +211,14 @@ mod tests {
                 .map(|_| (rng.next_u64() % 3) as i8 - 1)
                 .collect();
             let terms = Terms::new(&codes, out, inputs, k, groups, &geom);
-            let segs = Segments::new(&codes, out, inputs, k, groups, &geom, &bounds).unwrap();
+            let weights = TernaryWeights {
+                out,
+                inputs,
+                k,
+                groups,
+                codes,
+            };
+            let segs = Segments::new(&weights, &geom, &bounds).unwrap();
             assert_eq!(segs.offsets.len(), terms.count());
             for &(a, b, c) in &segs.segments {
                 let sum: i64 = segs.offsets[a..c]
@@ -228,7 +235,14 @@ mod tests {
             conv_half(&half, &mut got, &geom, &segs, Post::Store);
             assert_eq!(got, want, "case {case}");
         }
-        assert!(Segments::new(&[1], 1, 1, 1, 1, &Geom::new(2, 2, 0), &[40_000]).is_none());
+        let one = TernaryWeights {
+            out: 1,
+            inputs: 1,
+            k: 1,
+            groups: 1,
+            codes: vec![1],
+        };
+        assert!(Segments::new(&one, &Geom::new(2, 2, 0), &[40_000]).is_none());
     }
 
     #[test]

@@ -257,37 +257,20 @@ impl FastModel {
         );
         let fast_cflog = |c: &CflogInt, g: usize, gate: &[i32], residual: bool| {
             let bounds = pointwise_bounds(&c.pw1.codes, c.pw1.out, c.pw1.inputs, q as i64);
-            let gconv = (&c.gconv.codes, c.gconv.out, c.gconv.inputs, c.gconv.k);
             FastCflog {
                 geom: g,
                 pw1: Terms::new(&c.pw1.codes, c.pw1.out, c.pw1.inputs, 1, 1, &geoms[g]),
                 pw1_dot: DotConv::new(&c.pw1.codes, c.pw1.out, c.pw1.inputs),
                 gconv: Terms::new(
-                    gconv.0,
-                    gconv.1,
-                    gconv.2,
-                    gconv.3,
+                    &c.gconv.codes,
+                    c.gconv.out,
+                    c.gconv.inputs,
+                    c.gconv.k,
                     c.gconv.groups,
                     &geoms[g],
                 ),
-                gconv_half: Segments::new(
-                    gconv.0,
-                    gconv.1,
-                    gconv.2,
-                    gconv.3,
-                    c.gconv.groups,
-                    &geoms[g],
-                    &bounds,
-                ),
-                gconv_wino: Winograd::new(
-                    gconv.0,
-                    gconv.1,
-                    gconv.2,
-                    gconv.3,
-                    c.gconv.groups,
-                    &geoms[g],
-                    &bounds,
-                ),
+                gconv_half: Segments::new(&c.gconv, &geoms[g], &bounds),
+                gconv_wino: Winograd::new(&c.gconv, &geoms[g], &bounds),
                 inner: c.inner.as_ref().map(|t| Table::new(t, q)),
                 pw2: TableConv::new(
                     &c.pw2.weights,

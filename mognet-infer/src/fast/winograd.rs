@@ -20,6 +20,7 @@ use super::geom::Geom;
 use super::kernels::Post;
 #[cfg(target_arch = "x86_64")]
 use super::search::codes16;
+use crate::model::TernaryWeights;
 
 /// Positions of the 4x4 transformed tile.
 pub const POSITIONS: usize = 16;
@@ -55,19 +56,18 @@ pub struct Winograd {
 }
 
 impl Winograd {
-    /// The Winograd form of ternary `codes` (`[out, in/groups, 3, 3]`) on input planes laid
-    /// out by `geom` whose values are bounded by `bounds[c]` (largest `|value|` of input
-    /// channel `c`). `None` unless the kernel is 3x3, the map's sides are even, and every
-    /// intermediate provably fits (`V` in i16, `M` and `Y` in i32).
-    pub fn new(
-        codes: &[i8],
-        out: usize,
-        inputs: usize,
-        k: usize,
-        groups: usize,
-        geom: &Geom,
-        bounds: &[i64],
-    ) -> Option<Winograd> {
+    /// The Winograd form of ternary weights `wt` on input planes laid out by `geom` whose values
+    /// are bounded by `bounds[c]` (largest `|value|` of input channel `c`). `None` unless the
+    /// kernel is 3x3, the map's sides are even, and every intermediate provably fits (`V` in
+    /// i16, `M` and `Y` in i32).
+    pub fn new(wt: &TernaryWeights, geom: &Geom, bounds: &[i64]) -> Option<Winograd> {
+        let TernaryWeights {
+            out,
+            inputs,
+            k,
+            groups,
+            ref codes,
+        } = *wt;
         let (h, w) = (geom.h, geom.w);
         if k != 3 || geom.p != 1 || h == 0 || w == 0 || h % 2 != 0 || w % 2 != 0 {
             return None;
@@ -557,9 +557,15 @@ mod tests {
             let codes: Vec<i8> = (0..out * ipg * 9)
                 .map(|_| (rng.next_u64() % 3) as i8 - 1)
                 .collect();
-            let wn = Winograd::new(&codes, out, inputs, 3, groups, &geom, &bounds)
-                .expect("bounds within i16 / 4");
-            let segs = Segments::new(&codes, out, inputs, 3, groups, &geom, &bounds).unwrap();
+            let weights = TernaryWeights {
+                out,
+                inputs,
+                k: 3,
+                groups,
+                codes,
+            };
+            let wn = Winograd::new(&weights, &geom, &bounds).expect("bounds within i16 / 4");
+            let segs = Segments::new(&weights, &geom, &bounds).unwrap();
             let thresholds = Alternating::new(-3000, 1000);
             let rq = |o: usize| thresholds.rq(o);
             // Into the same layout and into one without borders.
@@ -589,13 +595,19 @@ mod tests {
 
     #[test]
     fn declines_what_it_cannot_compute_exactly() {
-        let codes = [1i8; 9];
+        let ones = |k: usize| TernaryWeights {
+            out: 1,
+            inputs: 1,
+            k,
+            groups: 1,
+            codes: vec![1; k * k],
+        };
         let even = Geom::new(4, 4, 1);
-        assert!(Winograd::new(&codes, 1, 1, 3, 1, &even, &[8191]).is_some());
+        assert!(Winograd::new(&ones(3), &even, &[8191]).is_some());
         // V would overflow i16.
-        assert!(Winograd::new(&codes, 1, 1, 3, 1, &even, &[8192]).is_none());
+        assert!(Winograd::new(&ones(3), &even, &[8192]).is_none());
         // Odd sides, other kernel sizes.
-        assert!(Winograd::new(&codes, 1, 1, 3, 1, &Geom::new(5, 4, 1), &[1]).is_none());
-        assert!(Winograd::new(&[1], 1, 1, 1, 1, &Geom::new(4, 4, 0), &[1]).is_none());
+        assert!(Winograd::new(&ones(3), &Geom::new(5, 4, 1), &[1]).is_none());
+        assert!(Winograd::new(&ones(1), &Geom::new(4, 4, 0), &[1]).is_none());
     }
 }
