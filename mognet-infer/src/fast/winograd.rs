@@ -11,10 +11,11 @@
 //! instruction, against 32 i16 additions per instruction of [`super::half`] for 9/4 as many
 //! products). [`Winograd::new`] checks the bounds that make this exact and declines otherwise.
 //!
-//! Per group: the input transform writes `V` for every tile, position and channel pair; the
-//! products run over chunks of
-//! 16 tiles, all outputs of the group on one chunk while its `V` (8 KiB for 16 channels) is in
-//! L1; the output transform's results are scattered into the output planes.
+//! Per group: the input transform writes `V` for every chunk of 16 tiles, position and channel
+//! pair; the products run chunk by chunk, all outputs of the group on one chunk while its `V`
+//! (8 KiB for 16 channels) is in L1; the output transform's results go straight to the output
+//! planes, two pixels per tile and row. The engine has them written without borders (the CA
+//! layer after them is 1x1 and then spends no lanes on border columns).
 
 use super::geom::Geom;
 use super::kernels::Post;
