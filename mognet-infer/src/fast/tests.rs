@@ -270,6 +270,41 @@ fn pw1_sums_too_wide_for_i16_take_the_i32_path() {
 }
 
 #[test]
+fn every_preset_takes_the_winograd_form_even_with_dense_weights() {
+    // The bounds Winograd needs hold for the worst PW1 rows (every weight nonzero), not just
+    // for typical ones: a preset never falls back to the direct kernel.
+    for preset in mognet_arch::Preset::ALL {
+        let spec = NetSpec {
+            in_channels: 3,
+            num_classes: 100,
+            input_size: [32, 32],
+            bits: 3,
+            stem_width: preset.stem_width(),
+            kernel_size: 3,
+            stages: preset.stages(),
+            inner_norm: false,
+            gate: GateMode::Tgap,
+            mux: MuxInputs::Avg,
+        };
+        let mut model = random_model(spec, 11);
+        for stage in &mut model.stages {
+            let blocks = std::iter::once(&mut stage.first)
+                .chain(stage.blocks.iter_mut().map(|b| &mut b.cflog));
+            for c in blocks {
+                c.pw1.codes.iter_mut().for_each(|w| *w = 1);
+                c.gconv.codes.iter_mut().for_each(|w| *w = -1);
+            }
+        }
+        let fast = FastModel::new(&model);
+        for (_, blocks) in &fast.stages {
+            for b in blocks {
+                assert!(b.gconv_wino.is_some(), "{}", preset.name());
+            }
+        }
+    }
+}
+
+#[test]
 fn table_kernel_matches_the_addition_kernel_across_block_groups() {
     use super::kernels::{TCHUNK, TableConv, table_conv};
     let mut rng = SplitMix64::new(21);
