@@ -1,7 +1,8 @@
 //! The fast integer engine: the same function as the scalar reference ([`crate::engine`]), bit
 //! for bit, with the layouts chosen once at load (padded planes, ternary weights as lists of
-//! plane offsets, CA rows the same way, flat threshold tables) and vectorized inner loops
-//! compiled per instruction set and picked at run time.
+//! plane offsets, CA rows as table lookups, sorted threshold tables, the grouped 3x3
+//! convolution in Winograd form where it is exact) and vectorized inner loops compiled per
+//! instruction set and picked at run time.
 
 pub mod aligned;
 pub mod geom;
