@@ -531,6 +531,7 @@ mod tests {
             return;
         }
         let mut rng = SplitMix64::new(21);
+        let mut gathers = [0usize; 2];
         for case in 0..40 {
             let groups = [1, 2, 4][case % 3];
             let ipg = 1 + (rng.next_u64() % 17) as usize;
@@ -566,6 +567,9 @@ mod tests {
                 codes,
             };
             let wn = Winograd::new(&weights, &geom, &bounds).expect("bounds within i16 / 4");
+            for g in &wn.gather {
+                gathers[matches!(g, Gather::Rows) as usize] += 1;
+            }
             let segs = Segments::new(&weights, &geom, &bounds).unwrap();
             let thresholds = Alternating::new(-3000, 1000);
             let rq = |o: usize| thresholds.rq(o);
@@ -592,6 +596,10 @@ mod tests {
                 }
             }
         }
+        assert!(
+            gathers[0] > 0 && gathers[1] > 0,
+            "both gathers must be tested: {gathers:?}"
+        );
     }
 
     #[test]
