@@ -23,7 +23,7 @@ pub fn searchable(q: usize) -> bool {
 /// counted one threshold at a time.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F.
+/// The CPU must support AVX-512 F, BW, VL and DQ.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 #[inline]
