@@ -90,7 +90,7 @@ pub unsafe fn store_codes<const N: usize>(acc: &[i32; N], rq: Rq, mask: &[i32], 
         if lanes == 0 {
             break;
         }
-        let keep = if lanes == 16 { !0 } else { (1u16 << lanes) - 1 };
+        let keep = lanes_mask(lanes);
         // SAFETY: `16 r + 16 <= N` for the accumulators; the masks select `16 r + lanes <= n`
         // elements of `mask` and `dst` (asserted above).
         unsafe {
@@ -129,7 +129,7 @@ pub unsafe fn scatter_codes<const N: usize>(
             if from >= to {
                 continue;
             }
-            let keep = lanes(to - 16 * r) & !lanes(from - 16 * r);
+            let keep = lanes_mask(to - 16 * r) & !lanes_mask(from - 16 * r);
             // SAFETY: lane i of register r lands on `at + 16 r + i - l`; the mask keeps lanes
             // with `l <= 16 r + i < l + len`, which land in `dst[at..at + len]` (asserted in
             // bounds). The base address may lie outside `dst`, hence `wrapping_add`; only
@@ -145,9 +145,9 @@ pub unsafe fn scatter_codes<const N: usize>(
     }
 }
 
-/// The mask of lanes `0..n` (`n <= 16`).
-#[cfg(target_arch = "x86_64")]
-fn lanes(n: usize) -> __mmask16 {
+/// The mask of i32 lanes `0..n` of a 512-bit register (all 16 for `n >= 16`).
+#[inline(always)]
+pub fn lanes_mask(n: usize) -> u16 {
     if n >= 16 { !0 } else { (1u16 << n) - 1 }
 }
 

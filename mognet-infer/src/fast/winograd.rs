@@ -20,7 +20,7 @@
 use super::geom::Geom;
 use super::kernels::Post;
 #[cfg(target_arch = "x86_64")]
-use super::search::codes16;
+use super::search::{codes16, lanes_mask};
 use crate::model::TernaryWeights;
 
 /// Positions of the 4x4 transformed tile.
@@ -335,12 +335,6 @@ unsafe fn transform_inputs(
             };
         }
     }
-}
-
-/// The mask of i32 lanes `0..n` (`n <= 16`).
-#[inline(always)]
-fn lanes_mask(n: usize) -> u16 {
-    if n >= 16 { !0 } else { (1u16 << n) - 1 }
 }
 
 /// `acc + (a.lo * b.lo + a.hi * b.hi)` per i32 lane (i16 halves): `vpdpwssd`, written out
