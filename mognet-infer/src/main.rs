@@ -149,6 +149,9 @@ enum Command {
         /// Classes of a preset.
         #[arg(long, default_value_t = 10)]
         num_classes: usize,
+        /// A preset with BN + QReLU after each grouped convolution (`inner_norm`).
+        #[arg(long, requires = "preset")]
+        inner_norm: bool,
         /// Images per batch.
         #[arg(long, default_value_t = 64)]
         batch: usize,
@@ -208,6 +211,7 @@ fn main() -> Result<()> {
             run,
             in_channels,
             num_classes,
+            inner_norm,
             batch,
             threads,
             rounds,
@@ -217,7 +221,7 @@ fn main() -> Result<()> {
             let source = match (model, preset, run) {
                 (Some(m), _, _) => Source::File(m),
                 (_, _, Some(r)) => Source::Run(r),
-                (_, Some(p), _) => Source::Preset(p, in_channels, num_classes),
+                (_, Some(p), _) => Source::Preset(p, in_channels, num_classes, inner_norm),
                 _ => bail!("give --model, --run or --preset"),
             };
             let variant = variant.map(|v| match v {
@@ -349,7 +353,7 @@ fn parity(run: &Path, which: RunWeights, path: &Path, data: &TestSet) -> Result<
 enum Source {
     File(PathBuf),
     Run(PathBuf),
-    Preset(mognet_core::Preset, usize, usize),
+    Preset(mognet_core::Preset, usize, usize, bool),
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -385,13 +389,14 @@ fn bench(
             let (config, m) = load_run_model(&run, RunWeights::Best, &device)?;
             (fold(&m, &config)?.0, Some(m), run.display().to_string())
         }
-        Source::Preset(p, c, k) => {
-            let config = mognet_core::MognetConfig::preset(p, c, k);
+        Source::Preset(p, c, k, inner_norm) => {
+            let config = mognet_core::MognetConfig::preset(p, c, k).with_inner_norm(inner_norm);
             let m = config.init(&device)?;
+            let inner = if inner_norm { ", inner_norm" } else { "" };
             (
                 fold(&m, &config)?.0,
                 Some(m),
-                format!("{p} (fresh, {c} channel(s), {k} classes)"),
+                format!("{p} (fresh, {c} channel(s), {k} classes{inner})"),
             )
         }
     };

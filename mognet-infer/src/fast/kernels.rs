@@ -88,7 +88,7 @@ pub struct TableConv {
     /// `code` (bit `i` set where input `width * b + i` has weight +1) of the table of block
     /// `b`, whose place in its group is `b % group()`. Stored whole so that a lookup is a
     /// load and an add (entry, block and group arithmetic measured 3.3 cycles per lookup), in
-    /// a byte: a group's tables fill at most [`TABLE_BYTES`] (128 rows of [`TCHUNK`] i32), or
+    /// a byte: a group's tables fill at most [`TABLE_BYTES`] (128 rows of [`ROW_BYTES`]), or
     /// one table of at most 256 entries (bytes instead of u16 measured 2% faster on mognet-m).
     pub rows: Vec<u8>,
 }
@@ -129,6 +129,13 @@ impl TableConv {
     pub fn entries(&self) -> usize {
         1 << self.width
     }
+
+    /// Whether [`table_conv`] may keep its sums in i16 for inputs within `0..=max`: table
+    /// entries, partial sums and outputs `2 * sum(plus) - sum(all)` then lie within `±inputs *
+    /// max` (`2 * sum(plus)` may wrap on the way; the difference does not).
+    pub fn fits_i16(&self, max: i64) -> bool {
+        max >= 0 && self.inputs as i64 * max <= i16::MAX as i64
+    }
 }
 
 /// Input channels per table block in the engine. Fewer vector additions would be needed with 5
@@ -137,40 +144,44 @@ impl TableConv {
 /// against 680-695 with 4 (A/B, 2026-11-27).
 pub const TABLE_WIDTH: usize = 4;
 
-/// Elements per chunk of the table kernel: two 512-bit registers of i32, so that each table
-/// lookup's scalar work (code byte, address) serves 32 additions; 16 measured slower.
-pub const TCHUNK: usize = 32;
+/// Bytes per table row: two 512-bit registers, so that each table lookup's scalar work (code
+/// byte, address) serves two vector additions; one register measured slower.
+pub const ROW_BYTES: usize = 128;
+
+/// i32 elements per table row ([`Element::TCHUNK`] of i32).
+pub const TCHUNK: usize = ROW_BYTES / 4;
 
 /// Builds block `b`'s table at `base` (planes `plane` apart) into `tab`; returns the block's
 /// plain sum.
 #[inline(always)]
-fn build_table<const N: usize>(
-    input: &[i32],
+fn build_table<const N: usize, E: Element>(
+    input: &[E],
     base: usize,
     plane: usize,
     t: &TableConv,
     b: usize,
-    tab: &mut [[i32; N]],
-) -> [i32; N] {
-    let mut sum = [0i32; N];
-    tab[0] = [0; N];
+    tab: &mut [[E; N]],
+) -> [E; N] {
+    let zero = [E::default(); N];
+    let mut sum = zero;
+    tab[0] = zero;
     let mut size = 1;
     for i in 0..t.width {
         let j = t.width * b + i;
-        let x: [i32; N] = if j < t.inputs {
+        let x: [E; N] = if j < t.inputs {
             let at = base + j * plane;
             input[at..at + N].try_into().expect("chunk in bounds")
         } else {
-            [0; N]
+            zero
         };
         for l in 0..N {
-            sum[l] += x[l];
+            sum[l] = sum[l].wrapping_add(x[l]);
         }
         // Entry e + 2^i: subset e plus input i (bit i is the input's weight being +1).
         for e in 0..size {
             let mut v = tab[e];
             for l in 0..N {
-                v[l] += x[l];
+                v[l] = v[l].wrapping_add(x[l]);
             }
             tab[e + size] = v;
         }
@@ -186,11 +197,11 @@ impl TableConv {
     /// Blocks whose tables are built and read together (all of them when they fit
     /// [`TABLE_BYTES`]).
     pub fn group(&self) -> usize {
-        let per_block = self.entries() * TCHUNK * 4;
+        let per_block = self.entries() * ROW_BYTES;
         (TABLE_BYTES / per_block).clamp(1, self.blocks.max(1))
     }
 
-    /// Rows of [`TCHUNK`] i32 of scratch that [`table_conv`] needs: the tables of one group of
+    /// Rows of [`ROW_BYTES`] of scratch that [`table_conv`] needs: the tables of one group of
     /// blocks, and a partial sum per output when there are several groups.
     pub fn scratch_rows(&self) -> usize {
         let partial = if self.group() < self.blocks {
@@ -204,9 +215,13 @@ impl TableConv {
 
 /// The table convolution of `input` (laid out by `from`) into `output` (laid out by `to`, the
 /// same map); stores the accumulators, or (with `rq`) the codes with border columns zeroed.
-/// `scratch` holds [`TableConv::scratch_rows`] rows of [`TCHUNK`] i32. `SEARCH` requantizes
-/// with [`super::search`] (only where inlined into a function compiled for AVX-512; the
-/// thresholds must be sorted).
+/// `scratch` holds [`TableConv::scratch_rows`] rows of [`Element::TCHUNK`] elements. `SEARCH`
+/// requantizes with [`super::search`] (only where inlined into a function compiled for
+/// AVX-512; the thresholds must be sorted).
+///
+/// The tables and sums are kept in `E`: with i16 (where the caller has proved that every sum
+/// of `t.inputs` values of `input` fits it, [`TableConv::fits_i16`]) a row holds twice the
+/// pixels, which halves the loads and additions per pixel.
 ///
 /// The kernel runs over `from`'s flat range. When `from` has no border (`p = 0`, the layout the
 /// Winograd kernel writes) and `to` has one, no lane is spent on border columns: the codes go
@@ -216,34 +231,34 @@ impl TableConv {
 /// output's sum stays in registers; between groups it waits in a partial-sum row, read and
 /// written in order.
 #[inline(always)]
-pub fn table_conv<'a, const SEARCH: bool>(
-    input: &[i32],
+pub fn table_conv<'a, E: Element, const SEARCH: bool>(
+    input: &[E],
     from: &Geom,
     output: &mut [i32],
     to: &Geom,
     t: &TableConv,
     rq: Option<&dyn Fn(usize) -> Rq<'a>>,
-    scratch: &mut [i32],
+    scratch: &mut [E],
 ) {
     assert!(
         (from.h, from.w) == (to.h, to.w) && (from.p == to.p || from.p == 0),
         "table convolution between unrelated layouts"
     );
-    for span in from.spans(TCHUNK) {
-        with_width!(span, N => table_span::<N, SEARCH>(input, from, output, to, t, rq, scratch, span));
+    for span in from.spans(E::TCHUNK) {
+        with_width!(span, N => table_span::<N, E, SEARCH>(input, from, output, to, t, rq, scratch, span));
     }
 }
 
 /// [`table_conv`] on one span, in chunks of `N` lanes (the scratch's rows are `N` long here).
 #[inline(always)]
-fn table_span<'a, const N: usize, const SEARCH: bool>(
-    input: &[i32],
+fn table_span<'a, const N: usize, E: Element, const SEARCH: bool>(
+    input: &[E],
     from: &Geom,
     output: &mut [i32],
     to: &Geom,
     t: &TableConv,
     rq: Option<&dyn Fn(usize) -> Rq<'a>>,
-    scratch: &mut [i32],
+    scratch: &mut [E],
     Span { f, n, .. }: Span,
 ) {
     let entries = t.entries();
@@ -267,7 +282,8 @@ fn table_span<'a, const N: usize, const SEARCH: bool>(
         }
     }
     let pieces = &rows_of[..count];
-    let mut total = [0i32; N];
+    let zero = [E::default(); N];
+    let mut total = zero;
     let mut first = 0;
     while first < t.blocks {
         let last = (first + group).min(t.blocks);
@@ -282,24 +298,27 @@ fn table_span<'a, const N: usize, const SEARCH: bool>(
                 &mut tab[at..at + entries],
             );
             for l in 0..N {
-                total[l] += sum[l];
+                total[l] = total[l].wrapping_add(sum[l]);
             }
         }
         for o in 0..t.outputs {
-            let mut a = if first == 0 { [0i32; N] } else { partial[o] };
+            let mut a = if first == 0 { zero } else { partial[o] };
             for &row in &t.rows[o * t.blocks + first..o * t.blocks + last] {
                 let v = &tab[row as usize];
                 for l in 0..N {
-                    a[l] += v[l];
+                    a[l] = a[l].wrapping_add(v[l]);
                 }
             }
             if last < t.blocks {
                 partial[o] = a;
                 continue;
             }
+            // 2a - total wraps in i16 on the way, but the result fits (`fits_i16`).
+            let mut wide = [0i32; N];
             for l in 0..N {
-                a[l] = 2 * a[l] - total[l];
+                wide[l] = a[l].wrapping_add(a[l]).wrapping_sub(total[l]).to_i32();
             }
+            let a = wide;
             if same {
                 let dst = &mut output[to.front + o * to.plane + f..][..n];
                 match rq {
@@ -408,21 +427,55 @@ pub fn requant_chunk<const N: usize>(acc: &[i32; N], rq: Rq) -> [i32; N] {
 
 /// An element type of feature-map buffers: i32, or i16 where the values provably fit.
 pub trait Element: Copy + Default {
+    /// Elements per table row ([`ROW_BYTES`]).
+    const TCHUNK: usize;
     /// `v`, which the caller has proved to fit.
     fn from_i32(v: i32) -> Self;
+    /// The value, widened.
+    fn to_i32(self) -> i32;
+    /// Two's-complement addition (intermediate sums may wrap where the final one fits).
+    fn wrapping_add(self, other: Self) -> Self;
+    /// Two's-complement subtraction.
+    fn wrapping_sub(self, other: Self) -> Self;
 }
 
 impl Element for i32 {
+    const TCHUNK: usize = ROW_BYTES / 4;
     #[inline(always)]
     fn from_i32(v: i32) -> i32 {
         v
     }
+    #[inline(always)]
+    fn to_i32(self) -> i32 {
+        self
+    }
+    #[inline(always)]
+    fn wrapping_add(self, other: i32) -> i32 {
+        i32::wrapping_add(self, other)
+    }
+    #[inline(always)]
+    fn wrapping_sub(self, other: i32) -> i32 {
+        i32::wrapping_sub(self, other)
+    }
 }
 
 impl Element for i16 {
+    const TCHUNK: usize = ROW_BYTES / 2;
     #[inline(always)]
     fn from_i32(v: i32) -> i16 {
         v as i16
+    }
+    #[inline(always)]
+    fn to_i32(self) -> i32 {
+        self as i32
+    }
+    #[inline(always)]
+    fn wrapping_add(self, other: i16) -> i16 {
+        i16::wrapping_add(self, other)
+    }
+    #[inline(always)]
+    fn wrapping_sub(self, other: i16) -> i16 {
+        i16::wrapping_sub(self, other)
     }
 }
 

@@ -151,6 +151,9 @@ struct FastCflog {
     /// The grouped convolution in Winograd form (AVX-512 VNNI), where it is exact.
     gconv_wino: Option<Winograd>,
     inner: Option<Table>,
+    /// Whether the Winograd kernel writes i16 codes and the CA layer sums them in i16 (its
+    /// sums provably fit).
+    ca16: bool,
     pw2: TableConv,
     out: Table,
     /// Gate thresholds (MRB with gate tgap), empty otherwise.
@@ -177,6 +180,8 @@ pub struct FastModel {
     avg: bool,
     /// Buffer length per geometry.
     buffers: Vec<usize>,
+    /// Buffer length per geometry without borders.
+    compact_buffers: Vec<usize>,
     classes: usize,
     macs: u64,
 }
@@ -226,11 +231,14 @@ pub struct Scratch {
     bufs: Vec<[Aligned<i32>; 4]>,
     sums: Vec<i64>,
     gate: Vec<bool>,
-    /// Rows of `TCHUNK` i32 (each row starts a cache line).
+    /// Table rows of [`kernels::ROW_BYTES`] (each starts a cache line), as i32 or as i16.
     table: Aligned<i32>,
+    table16: Aligned<i16>,
     packed: Aligned<i32>,
     /// Per geometry: the i16 PW1 sums.
     half: Vec<Aligned<i16>>,
+    /// Per geometry: the grouped convolution's i16 codes, without borders.
+    codes: Vec<Aligned<i16>>,
     /// Winograd transforms and products.
     wino: Aligned<i32>,
 }
@@ -258,6 +266,23 @@ impl FastModel {
         );
         let fast_cflog = |c: &CflogInt, g: usize, gate: &[i32], residual: bool| {
             let bounds = pointwise_bounds(&c.pw1.codes, c.pw1.out, c.pw1.inputs, q as i64);
+            let gconv_wino = Winograd::new(&c.gconv, &geoms[g], &bounds);
+            let pw2 = TableConv::new(
+                &c.pw2.weights,
+                c.pw2.rows,
+                c.pw2.width,
+                kernels::TABLE_WIDTH,
+            );
+            // The largest code the grouped convolution's requantization gives.
+            let inner_max = c.inner.as_ref().map(|t| {
+                t.iter()
+                    .map(|ch| match ch {
+                        ChannelRequant::Constant(v) => *v as i64,
+                        _ => q as i64,
+                    })
+                    .max()
+                    .unwrap_or(0)
+            });
             FastCflog {
                 geom: g,
                 pw1: Terms::new(&c.pw1.codes, c.pw1.out, c.pw1.inputs, 1, 1, &geoms[g]),
@@ -271,14 +296,10 @@ impl FastModel {
                     &geoms[g],
                 ),
                 gconv_half: Segments::new(&c.gconv, &geoms[g], &bounds),
-                gconv_wino: Winograd::new(&c.gconv, &geoms[g], &bounds),
+                ca16: gconv_wino.is_some() && inner_max.is_some_and(|m| pw2.fits_i16(m)),
+                gconv_wino,
                 inner: c.inner.as_ref().map(|t| Table::new(t, q)),
-                pw2: TableConv::new(
-                    &c.pw2.weights,
-                    c.pw2.rows,
-                    c.pw2.width,
-                    kernels::TABLE_WIDTH,
-                ),
+                pw2,
                 out: Table::new(&c.out, q),
                 gate: gate.to_vec(),
                 residual,
@@ -286,6 +307,8 @@ impl FastModel {
         };
         let mut stages = Vec::new();
         let mut buffers = Vec::new();
+        let mut compact = Vec::new();
+        let mut compact_buffers = Vec::new();
         let mut channels = spec.stem_width;
         let last = geoms.len() - 1;
         for (si, stage) in model.stages.iter().enumerate() {
@@ -299,6 +322,8 @@ impl FastModel {
                 widest = widest.max(spec.num_classes);
             }
             buffers.push(geoms[si].buffer_len(widest));
+            compact.push(Geom::new(geoms[si].h, geoms[si].w, 0));
+            compact_buffers.push(compact[si].buffer_len(widest));
             stages.push((channels, blocks));
             channels = st.n;
         }
@@ -321,9 +346,10 @@ impl FastModel {
             fixed_gate: model.fixed_gate(),
             avg: model.mux() == crate::kernels::mrb::Mux::Avg,
             buffers,
+            compact_buffers,
             classes: spec.num_classes,
             macs: mognet_arch::Summary::new(spec, &mognet_arch::StorageWidths::default()).macs,
-            compact: geoms.iter().map(|g| Geom::new(g.h, g.w, 0)).collect(),
+            compact,
             geoms,
         }
     }
@@ -369,6 +395,11 @@ impl FastModel {
             wino: Aligned::zeroed(wino(Winograd::scratch_len)),
             packed: Aligned::zeroed(max_packed),
             half: self.buffers.iter().map(|&n| Aligned::zeroed(n)).collect(),
+            codes: self
+                .compact_buffers
+                .iter()
+                .map(|&n| Aligned::zeroed(n))
+                .collect(),
             input: Aligned::zeroed(self.geoms[0].buffer_len(self.in_channels)),
             bufs: self
                 .buffers
@@ -378,6 +409,7 @@ impl FastModel {
             sums: vec![0; max_c.max(self.classes)],
             gate: vec![false; max_c],
             table: Aligned::zeroed(max_table * TCHUNK),
+            table16: Aligned::zeroed(max_table * kernels::ROW_BYTES / 2),
         }
     }
 
@@ -467,6 +499,8 @@ unsafe fn run_avx2(
 /// working memory.
 struct Work<'a> {
     half: &'a mut [i16],
+    codes: &'a mut [i16],
+    table16: &'a mut [i16],
     table: &'a mut [i32],
     packed: &'a mut [i32],
     wino: &'a mut [i32],
@@ -496,11 +530,29 @@ fn cflog<const VNNI: bool>(
                 // SAFETY: `VNNI` is true only in `run_avx512_vnni`, entered after checking the
                 // CPU's AVX-512 F/BW/VL/VNNI; the scratch was sized by `FastModel::scratch` for
                 // every PW1 and Winograd layer; the sums fit i16 (`gconv_half` exists only
-                // then) and are within the bounds `gconv_wino` was built with.
+                // then) and are within the bounds `gconv_wino` was built with; with `ca16` the
+                // grouped convolution requantizes (so its i16 output holds codes) and the CA
+                // sums of those codes fit i16 (both checked at load).
                 unsafe {
                     vnni::dot_conv(x, s.half, g, &c.pw1_dot, s.packed);
                     clock.lap(1);
                     match &c.gconv_wino {
+                        Some(wn) if c.ca16 => {
+                            winograd::winograd_conv(s.half, s.codes, g, compact, wn, post, s.wino);
+                            clock.lap(2);
+                            let rq = |o| c.out.get(o);
+                            table_conv::<i16, true>(
+                                s.codes,
+                                compact,
+                                f,
+                                g,
+                                &c.pw2,
+                                Some(&rq),
+                                s.table16,
+                            );
+                            clock.lap(3);
+                            return;
+                        }
                         Some(wn) => {
                             winograd::winograd_conv(s.half, a2, g, compact, wn, post, s.wino);
                             a2_geom = compact;
@@ -527,7 +579,7 @@ fn cflog<const VNNI: bool>(
         }
     }
     clock.lap(2);
-    table_conv::<VNNI>(a2, a2_geom, f, g, &c.pw2, Some(&|o| c.out.get(o)), s.table);
+    table_conv::<i32, VNNI>(a2, a2_geom, f, g, &c.pw2, Some(&|o| c.out.get(o)), s.table);
     clock.lap(3);
 }
 
@@ -584,6 +636,8 @@ fn run<const VNNI: bool>(
                 [a1, a2, f],
                 Work {
                     half: &mut s.half[current],
+                    codes: &mut s.codes[current],
+                    table16: &mut s.table16,
                     table: &mut s.table,
                     packed: &mut s.packed,
                     wino: &mut s.wino,

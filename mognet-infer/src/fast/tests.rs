@@ -156,11 +156,17 @@ fn spec(seed: u64) -> NetSpec {
 fn every_variant_matches_the_reference_on_random_networks() {
     let variants = Variant::available();
     assert!(variants.contains(&Variant::Portable));
+    // CFLOGs taking the Winograd kernel, and of those the i16 CA path (VNNI variant).
+    let (mut wino, mut ca16) = (0, 0);
     for seed in 0..40 {
         let spec = spec(seed);
         spec.validate().unwrap();
         let model = random_model(spec.clone(), seed + 1000);
         let fast = FastModel::new(&model);
+        for b in fast.stages.iter().flat_map(|(_, b)| b) {
+            wino += b.gconv_wino.is_some() as usize;
+            ca16 += b.ca16 as usize;
+        }
         let mut rng = SplitMix64::new(seed);
         let images: Vec<u8> = (0..3 * fast.image_len())
             .map(|_| rng.next_u64() as u8)
@@ -183,6 +189,10 @@ fn every_variant_matches_the_reference_on_random_networks() {
         let one = fast.predict_batch(&images, 1, Variant::Portable);
         assert_eq!(batch, one);
     }
+    assert!(
+        ca16 >= 5 && wino >= ca16 + 5,
+        "{wino} Winograd CFLOGs, {ca16} with i16 CA sums: too few to test both"
+    );
 }
 
 #[test]
@@ -272,8 +282,12 @@ fn pw1_sums_too_wide_for_i16_take_the_i32_path() {
 #[test]
 fn every_preset_takes_the_winograd_form_even_with_dense_weights() {
     // The bounds Winograd needs hold for the worst PW1 rows (every weight nonzero), not just
-    // for typical ones: a preset never falls back to the direct kernel.
-    for preset in mognet_arch::Preset::ALL {
+    // for typical ones: a preset never falls back to the direct kernel. With `inner_norm` the
+    // CA layer sums codes, and in i16 at every width of the presets.
+    for (preset, inner_norm) in mognet_arch::Preset::ALL
+        .into_iter()
+        .flat_map(|p| [(p, false), (p, true)])
+    {
         let spec = NetSpec {
             in_channels: 3,
             num_classes: 100,
@@ -282,7 +296,7 @@ fn every_preset_takes_the_winograd_form_even_with_dense_weights() {
             stem_width: preset.stem_width(),
             kernel_size: 3,
             stages: preset.stages(),
-            inner_norm: false,
+            inner_norm,
             gate: GateMode::Tgap,
             mux: MuxInputs::Avg,
         };
@@ -299,6 +313,7 @@ fn every_preset_takes_the_winograd_form_even_with_dense_weights() {
         for (_, blocks) in &fast.stages {
             for b in blocks {
                 assert!(b.gconv_wino.is_some(), "{}", preset.name());
+                assert_eq!(b.ca16, inner_norm, "{}: CA sums in i16", preset.name());
             }
         }
     }
@@ -330,7 +345,7 @@ fn table_kernel_matches_the_addition_kernel_across_block_groups() {
         grouped += (t.group() < t.blocks) as usize;
         let mut scratch = vec![0i32; t.scratch_rows() * TCHUNK];
         let mut got = vec![i32::MIN; input.len()];
-        table_conv::<false>(&input, &geom, &mut got, &geom, &t, None, &mut scratch);
+        table_conv::<i32, false>(&input, &geom, &mut got, &geom, &t, None, &mut scratch);
         let terms = Terms::new(&weights, outputs, inputs, 1, 1, &geom);
         let mut want = vec![i32::MIN; input.len()];
         conv(&input, &mut want, &geom, &terms, Post::Store);
@@ -345,7 +360,7 @@ fn table_kernel_matches_the_addition_kernel_across_block_groups() {
         let mut want = vec![i32::MIN; input.len()];
         conv(&input, &mut want, &geom, &terms, Post::Requant(&rq));
         let mut got = vec![i32::MIN; input.len()];
-        table_conv::<false>(&input, &geom, &mut got, &geom, &t, Some(&rq), &mut scratch);
+        table_conv::<i32, false>(&input, &geom, &mut got, &geom, &t, Some(&rq), &mut scratch);
         assert_eq!(got, want, "case {case}: requantized");
         // From a borderless copy of the input: the same codes at every pixel, borders untouched.
         let compact = Geom::new(geom.h, geom.w, 0);
@@ -358,7 +373,7 @@ fn table_kernel_matches_the_addition_kernel_across_block_groups() {
             }
         }
         let mut got = vec![0i32; input.len()];
-        table_conv::<false>(
+        table_conv::<i32, false>(
             &packed,
             &compact,
             &mut got,
@@ -375,9 +390,60 @@ fn table_kernel_matches_the_addition_kernel_across_block_groups() {
         #[cfg(target_arch = "x86_64")]
         if Variant::Avx512.is_available() {
             let mut got = vec![i32::MIN; input.len()];
-            // `table_conv::<true>` needs AVX-512 (checked just above).
-            table_conv::<true>(&input, &geom, &mut got, &geom, &t, Some(&rq), &mut scratch);
+            // `table_conv::<i32, true>` needs AVX-512 (checked just above).
+            table_conv::<i32, true>(&input, &geom, &mut got, &geom, &t, Some(&rq), &mut scratch);
             assert_eq!(got, want, "case {case}: requantized by search");
+        }
+        // In i16, from a borderless layout, at values as large as `fits_i16` allows (the
+        // intermediate `2 * sum(plus)` wraps in i16).
+        let max = i16::MAX as i64 / inputs as i64;
+        assert!(t.fits_i16(max) && !t.fits_i16(max + 1));
+        let mut wide = vec![0i32; geom.buffer_len(inputs.max(outputs))];
+        let mut narrow = vec![0i16; compact.buffer_len(inputs)];
+        for c in 0..inputs {
+            for y in 0..geom.h {
+                for x in 0..geom.w {
+                    let v = match rng.next_u64() % 3 {
+                        0 => max,
+                        1 => -max,
+                        _ => (rng.next_u64() % (2 * max as u64 + 1)) as i64 - max,
+                    };
+                    wide[geom.at(c, y, x)] = v as i32;
+                    narrow[compact.at(c, y, x)] = v as i16;
+                }
+            }
+        }
+        let mut want = vec![0i32; input.len()];
+        conv(&wide, &mut want, &geom, &terms, Post::Store);
+        let mut scratch16 = vec![0i16; t.scratch_rows() * TCHUNK * 2];
+        let mut got = vec![0i32; input.len()];
+        table_conv::<i16, false>(&narrow, &compact, &mut got, &geom, &t, None, &mut scratch16);
+        let pixels = |v: &[i32]| {
+            let mut p = Vec::new();
+            for o in 0..outputs {
+                for y in 0..geom.h {
+                    for x in 0..geom.w {
+                        p.push(v[geom.at(o, y, x)]);
+                    }
+                }
+            }
+            p
+        };
+        assert_eq!(pixels(&got), pixels(&want), "case {case}: in i16");
+        let thresholds = Alternating::new(-20_000, 6_000);
+        let rq = |o: usize| thresholds.rq(o);
+        let mut want = vec![0i32; input.len()];
+        conv(&wide, &mut want, &geom, &terms, Post::Requant(&rq));
+        let mut got = vec![0i32; input.len()];
+        let (n, c) = (&narrow, &compact);
+        table_conv::<i16, false>(n, c, &mut got, &geom, &t, Some(&rq), &mut scratch16);
+        assert_eq!(got, want, "case {case}: in i16, requantized");
+        #[cfg(target_arch = "x86_64")]
+        if Variant::Avx512.is_available() {
+            let mut got = vec![0i32; input.len()];
+            // `table_conv::<i16, true>` needs AVX-512 (checked just above).
+            table_conv::<i16, true>(n, c, &mut got, &geom, &t, Some(&rq), &mut scratch16);
+            assert_eq!(got, want, "case {case}: in i16, requantized by search");
         }
     }
     assert!(

@@ -18,7 +18,7 @@
 //! layer after them is 1x1 and then spends no lanes on border columns).
 
 use super::geom::Geom;
-use super::kernels::Post;
+use super::kernels::{Element, Post};
 #[cfg(target_arch = "x86_64")]
 use super::search::{codes16, lanes_mask};
 use crate::model::TernaryWeights;
@@ -367,11 +367,11 @@ fn dpwssd(
 /// The CPU must support AVX-512 F, BW and VNNI.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-unsafe fn multiply(
+unsafe fn multiply<O: Output>(
     wn: &Winograd,
     group: usize,
     v: &[i32],
-    output: &mut [i32],
+    output: &mut [O],
     to: &Geom,
     post: Post,
 ) {
@@ -453,7 +453,7 @@ unsafe fn multiply(
                         // `at..at + 2n` (asserted in bounds). The base pointer may lie outside
                         // the slice, hence `wrapping_add`; only selected lanes are written.
                         unsafe {
-                            _mm512_mask_storeu_epi32(
+                            O::store(
                                 output.as_mut_ptr().wrapping_add(at + 16 * r - 2 * i),
                                 mask,
                                 px,
@@ -467,18 +467,51 @@ unsafe fn multiply(
     }
 }
 
+/// An output element of the Winograd kernel: i32, or i16 for codes.
+pub trait Output: Element {
+    /// Stores the i32 lanes of `px` selected by `keep` at `dst` (lane `l` at `dst + l`),
+    /// narrowed to `Self`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VL; every selected lane's destination is valid
+    /// for writes (the others are not accessed); the values fit `Self`.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn store(dst: *mut Self, keep: u16, px: std::arch::x86_64::__m512i);
+}
+
+impl Output for i32 {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn store(dst: *mut i32, keep: u16, px: std::arch::x86_64::__m512i) {
+        // SAFETY: the caller's contract.
+        unsafe { std::arch::x86_64::_mm512_mask_storeu_epi32(dst, keep, px) }
+    }
+}
+
+impl Output for i16 {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn store(dst: *mut i16, keep: u16, px: std::arch::x86_64::__m512i) {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's contract (the values fit i16, so `vpmovdw` keeps them).
+        unsafe { _mm256_mask_storeu_epi16(dst, keep, _mm512_cvtepi32_epi16(px)) }
+    }
+}
+
 /// The grouped 3x3 convolution of i16 planes `input` (laid out by `geom`) into `output` (laid
 /// out by `to`, the same map with any border), writing its pixels only. `scratch` holds
-/// [`Winograd::scratch_len`] i32.
+/// [`Winograd::scratch_len`] i32. An i16 `output` takes codes only (`post` requantizes).
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, BW, VL, DQ and VNNI; `input` values are within the bounds
 /// `wn` was built with.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-pub unsafe fn winograd_conv(
+pub unsafe fn winograd_conv<O: Output>(
     input: &[i16],
-    output: &mut [i32],
+    output: &mut [O],
     geom: &Geom,
     to: &Geom,
     wn: &Winograd,
@@ -486,6 +519,10 @@ pub unsafe fn winograd_conv(
     scratch: &mut [i32],
 ) {
     assert_eq!((geom.h, geom.w), (to.h, to.w), "output map of another size");
+    assert!(
+        size_of::<O>() == 4 || matches!(post, Post::Requant(_)),
+        "an i16 output holds codes, not sums"
+    );
     for group in 0..wn.groups {
         for chunk in 0..wn.gather.len() {
             for p in 0..wn.pairs {
@@ -586,6 +623,31 @@ mod tests {
                             let (at, want) = (to.at(o, y, x), want[geom.at(o, y, x)]);
                             assert_eq!(got[at], want, "case {case}: ({o}, {y}, {x})");
                         }
+                    }
+                }
+            }
+            // Codes as i16, without borders.
+            let mut want = vec![i32::MIN; input.len()];
+            conv_half(&input, &mut want, &geom, &segs, Post::Requant(&rq));
+            let mut got = vec![i16::MIN; compact.buffer_len(out)];
+            let mut scratch = vec![0; wn.scratch_len()];
+            // SAFETY: VNNI checked above; inputs within the bounds; codes fit i16.
+            unsafe {
+                winograd_conv(
+                    &input,
+                    &mut got,
+                    &geom,
+                    &compact,
+                    &wn,
+                    Post::Requant(&rq),
+                    &mut scratch,
+                )
+            };
+            for o in 0..out {
+                for y in 0..h {
+                    for x in 0..w {
+                        let (at, want) = (compact.at(o, y, x), want[geom.at(o, y, x)]);
+                        assert_eq!(got[at] as i32, want, "case {case}: i16 ({o}, {y}, {x})");
                     }
                 }
             }
