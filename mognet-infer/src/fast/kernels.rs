@@ -439,45 +439,31 @@ pub trait Element: Copy + Default {
     fn wrapping_sub(self, other: Self) -> Self;
 }
 
-impl Element for i32 {
-    const TCHUNK: usize = ROW_BYTES / 4;
-    #[inline(always)]
-    fn from_i32(v: i32) -> i32 {
-        v
-    }
-    #[inline(always)]
-    fn to_i32(self) -> i32 {
-        self
-    }
-    #[inline(always)]
-    fn wrapping_add(self, other: i32) -> i32 {
-        i32::wrapping_add(self, other)
-    }
-    #[inline(always)]
-    fn wrapping_sub(self, other: i32) -> i32 {
-        i32::wrapping_sub(self, other)
-    }
+/// The two element types, whose operations are the primitive ones of the same names.
+macro_rules! element {
+    ($($t:ty),*) => {$(
+        impl Element for $t {
+            const TCHUNK: usize = ROW_BYTES / size_of::<$t>();
+            #[inline(always)]
+            fn from_i32(v: i32) -> $t {
+                v as $t
+            }
+            #[inline(always)]
+            fn to_i32(self) -> i32 {
+                self as i32
+            }
+            #[inline(always)]
+            fn wrapping_add(self, other: $t) -> $t {
+                <$t>::wrapping_add(self, other)
+            }
+            #[inline(always)]
+            fn wrapping_sub(self, other: $t) -> $t {
+                <$t>::wrapping_sub(self, other)
+            }
+        }
+    )*};
 }
-
-impl Element for i16 {
-    const TCHUNK: usize = ROW_BYTES / 2;
-    #[inline(always)]
-    fn from_i32(v: i32) -> i16 {
-        v as i16
-    }
-    #[inline(always)]
-    fn to_i32(self) -> i32 {
-        self as i32
-    }
-    #[inline(always)]
-    fn wrapping_add(self, other: i16) -> i16 {
-        i16::wrapping_add(self, other)
-    }
-    #[inline(always)]
-    fn wrapping_sub(self, other: i16) -> i16 {
-        i16::wrapping_sub(self, other)
-    }
-}
+element!(i32, i16);
 
 /// What a convolution does with its accumulators.
 #[derive(Clone, Copy)]
