@@ -153,9 +153,65 @@ impl Geom {
     }
 }
 
+/// A piece of a flat run over a row-major grid that lies in one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowPiece {
+    /// Offset of the piece's first element in the run.
+    pub at: usize,
+    /// Elements in the piece.
+    pub len: usize,
+    /// Its row in the grid.
+    pub y: usize,
+    /// Its first column.
+    pub x: usize,
+}
+
+/// The flat run `start..start + len` of a grid `w` elements wide, row by row: the kernels that
+/// compute such runs (whole registers of pixels or tiles) and store them into a layout with
+/// another row stride.
+#[inline(always)]
+pub fn row_pieces(start: usize, len: usize, w: usize) -> impl Iterator<Item = RowPiece> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at >= len {
+            return None;
+        }
+        let q = start + at;
+        let (y, x) = (q / w, q % w);
+        let piece = RowPiece {
+            at,
+            len: (w - x).min(len - at),
+            y,
+            x,
+        };
+        at += piece.len;
+        Some(piece)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn row_pieces_split_a_run_at_row_ends() {
+        let pieces = |s, n, w| {
+            row_pieces(s, n, w)
+                .map(|p| (p.at, p.len, p.y, p.x))
+                .collect::<Vec<_>>()
+        };
+        // 16 tiles from tile 4 of a grid 6 wide: the rest of row 0, rows 1 and 2, 4 of row 3.
+        assert_eq!(
+            pieces(4, 16, 6),
+            vec![(0, 2, 0, 4), (2, 6, 1, 0), (8, 6, 2, 0), (14, 2, 3, 0)]
+        );
+        assert_eq!(pieces(0, 8, 8), vec![(0, 8, 0, 0)]);
+        assert_eq!(pieces(3, 0, 8), vec![]);
+        assert_eq!(
+            pieces(7, 3, 1),
+            vec![(0, 1, 7, 0), (1, 1, 8, 0), (2, 1, 9, 0)]
+        );
+    }
 
     #[test]
     fn layout_of_an_8x8_map() {

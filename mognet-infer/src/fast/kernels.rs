@@ -6,7 +6,7 @@
 //! AVX2). A ternary convolution adds the shifted input planes of its +1 weights and subtracts
 //! those of its -1 weights: zeros cost nothing, and the CA layer's +-1 rows are the same loop.
 
-use super::geom::{CHUNK, Geom, Span, with_width};
+use super::geom::{CHUNK, Geom, Span, row_pieces, with_width};
 
 /// The nonzero weights of a ternary convolution, as plane offsets per output channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,14 +271,9 @@ fn table_span<'a, const N: usize, E: Element, const SEARCH: bool>(
     let mut rows_of = [(0usize, 0usize, 0usize); N];
     let mut count = 0;
     if !same {
-        let mut l = 0;
-        while l < n {
-            let q = f - from.start + l;
-            let (y, x) = (q / from.w, q % from.w);
-            let len = (from.w - x).min(n - l);
-            rows_of[count] = (l, len, to.at(0, y, x) - to.front);
+        for p in row_pieces(f - from.start, n, from.w) {
+            rows_of[count] = (p.at, p.len, to.at(0, p.y, p.x) - to.front);
             count += 1;
-            l += len;
         }
     }
     let pieces = &rows_of[..count];

@@ -17,7 +17,7 @@
 //! planes, two pixels per tile and row. The engine has them written without borders (the CA
 //! layer after them is 1x1 and then spends no lanes on border columns).
 
-use super::geom::Geom;
+use super::geom::{Geom, row_pieces};
 use super::kernels::{Element, Post};
 #[cfg(target_arch = "x86_64")]
 use super::search::{codes16, lanes_mask};
@@ -112,6 +112,11 @@ impl Winograd {
                 .map(|c| Gather::new(c * TILE_LANES, h / 2, w / 2, geom.s))
                 .collect(),
         })
+    }
+
+    /// Tiles in chunk `chunk` (16 but in the last one).
+    pub fn chunk_tiles(&self, chunk: usize) -> usize {
+        (self.th * self.tw - chunk * TILE_LANES).min(TILE_LANES)
     }
 
     /// i32 scratch: `V` of one group, `v[((chunk * pairs + p) * 16 + pos) * 16 + lane]` for
@@ -282,22 +287,17 @@ unsafe fn transform_inputs(
         ]
     };
     let window = [(0, TILE_LANES, 0)];
-    let mut row_pieces = [(0usize, 0usize, 0usize); TILE_LANES];
+    let mut pieces = [(0usize, 0usize, 0usize); TILE_LANES];
     let pieces: &[(usize, usize, usize)] = match &wn.gather[chunk] {
         Gather::Window { .. } => &window,
         Gather::Rows => {
             // (first lane, tiles, column offset of the piece) per tile row the chunk touches.
-            let (mut count, mut lane) = (0, 0);
-            let end = (wn.th * wn.tw - chunk * TILE_LANES).min(TILE_LANES);
-            while lane < end {
-                let t = chunk * TILE_LANES + lane;
-                let (ty, tx) = (t / wn.tw, t % wn.tw);
-                let n = (wn.tw - tx).min(end - lane);
-                row_pieces[count] = (lane, n, 2 * ty * geom.s + 2 * tx);
+            let mut count = 0;
+            for p in row_pieces(chunk * TILE_LANES, wn.chunk_tiles(chunk), wn.tw) {
+                pieces[count] = (p.at, p.len, 2 * p.y * geom.s + 2 * p.x);
                 count += 1;
-                lane += n;
             }
-            &row_pieces[..count]
+            &pieces[..count]
         }
     };
     let mut x = [[[zero; 4]; 2]; 2];
@@ -381,7 +381,6 @@ unsafe fn multiply<O: Output>(
     assert!(v.len() >= wn.lanes / TILE_LANES * block);
     let first = group * wn.outputs;
     assert!(wn.weights.len() >= (first + wn.outputs) * pairs * POSITIONS);
-    let tiles = wn.th * wn.tw;
     // Lane i of `lo` / `hi`: output column 2x + b of tile i / 2 (+ 8), b = i % 2.
     let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     let hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
@@ -432,14 +431,10 @@ unsafe fn multiply<O: Output>(
                     _mm512_permutex2var_epi32(y[0], lo, y[1]),
                     _mm512_permutex2var_epi32(y[0], hi, y[1]),
                 ];
-                let mut i = 0;
-                let end = (tiles - chunk * TILE_LANES).min(TILE_LANES);
-                while i < end {
-                    // Tiles i.. of this chunk up to the end of their tile row.
-                    let t = chunk * TILE_LANES + i;
-                    let (ty, tx) = (t / wn.tw, t % wn.tw);
-                    let n = (wn.tw - tx).min(end - i);
-                    let at = to.at(o, 2 * ty + a, 2 * tx);
+                // Tiles i.. of this chunk up to the end of their tile row.
+                for piece in row_pieces(chunk * TILE_LANES, wn.chunk_tiles(chunk), wn.tw) {
+                    let (i, n) = (piece.at, piece.len);
+                    let at = to.at(o, 2 * piece.y + a, 2 * piece.x);
                     assert!(at + 2 * n <= output.len(), "output plane out of bounds");
                     // Values 2i..2i + 2n of `pixels` (16 per register) go to `at..at + 2n`.
                     for (r, &px) in pixels.iter().enumerate() {
@@ -460,7 +455,6 @@ unsafe fn multiply<O: Output>(
                             )
                         };
                     }
-                    i += n;
                 }
             }
         }
