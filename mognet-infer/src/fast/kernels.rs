@@ -148,9 +148,6 @@ pub const TABLE_WIDTH: usize = 4;
 /// byte, address) serves two vector additions; one register measured slower.
 pub const ROW_BYTES: usize = 128;
 
-/// i32 elements per table row ([`Element::TCHUNK`] of i32).
-pub const TCHUNK: usize = ROW_BYTES / 4;
-
 /// Builds block `b`'s table at `base` (planes `plane` apart) into `tab`; returns the block's
 /// plain sum.
 #[inline(always)]

@@ -21,7 +21,7 @@ use crate::model::{CflogInt, IntModel};
 use aligned::Aligned;
 use geom::Geom;
 use half::{Segments, conv_half, pointwise_bounds};
-use kernels::{Post, Rq, TCHUNK, TableConv, Terms, conv, mux, plane_sums, pool, table_conv};
+use kernels::{Element, Post, Rq, TableConv, Terms, conv, mux, plane_sums, pool, table_conv};
 use vnni::DotConv;
 use winograd::Winograd;
 
@@ -408,8 +408,8 @@ impl FastModel {
                 .collect(),
             sums: vec![0; max_c.max(self.classes)],
             gate: vec![false; max_c],
-            table: Aligned::zeroed(max_table * TCHUNK),
-            table16: Aligned::zeroed(max_table * kernels::ROW_BYTES / 2),
+            table: Aligned::zeroed(max_table * i32::TCHUNK),
+            table16: Aligned::zeroed(max_table * i16::TCHUNK),
         }
     }
 

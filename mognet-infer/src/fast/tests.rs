@@ -321,7 +321,7 @@ fn every_preset_takes_the_winograd_form_even_with_dense_weights() {
 
 #[test]
 fn table_kernel_matches_the_addition_kernel_across_block_groups() {
-    use super::kernels::{TCHUNK, TableConv, table_conv};
+    use super::kernels::{Element, TableConv, table_conv};
     let mut rng = SplitMix64::new(21);
     let mut grouped = 0;
     for case in 0..24 {
@@ -343,7 +343,7 @@ fn table_kernel_matches_the_addition_kernel_across_block_groups() {
             .collect();
         let t = TableConv::new(&weights, outputs, inputs, width);
         grouped += (t.group() < t.blocks) as usize;
-        let mut scratch = vec![0i32; t.scratch_rows() * TCHUNK];
+        let mut scratch = vec![0i32; t.scratch_rows() * i32::TCHUNK];
         let mut got = vec![i32::MIN; input.len()];
         table_conv::<i32, false>(&input, &geom, &mut got, &geom, &t, None, &mut scratch);
         let terms = Terms::new(&weights, outputs, inputs, 1, 1, &geom);
@@ -415,7 +415,7 @@ fn table_kernel_matches_the_addition_kernel_across_block_groups() {
         }
         let mut want = vec![0i32; input.len()];
         conv(&wide, &mut want, &geom, &terms, Post::Store);
-        let mut scratch16 = vec![0i16; t.scratch_rows() * TCHUNK * 2];
+        let mut scratch16 = vec![0i16; t.scratch_rows() * i16::TCHUNK];
         let mut got = vec![0i32; input.len()];
         table_conv::<i16, false>(&narrow, &compact, &mut got, &geom, &t, None, &mut scratch16);
         let pixels = |v: &[i32]| {
