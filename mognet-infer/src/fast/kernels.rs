@@ -88,7 +88,7 @@ pub struct TableConv {
     /// `code` (bit `i` set where input `width * b + i` has weight +1) of the table of block
     /// `b`, whose place in its group is `b % group()`. Stored whole so that a lookup is a
     /// load and an add (entry, block and group arithmetic measured 3.3 cycles per lookup), in
-    /// a byte: a group's tables fill at most [`TABLE_BYTES`] (128 rows of [`ROW_BYTES`]), or
+    /// a byte: a group's tables fill at most [`TABLE_BYTES`] (256 rows of [`ROW_BYTES`]), or
     /// one table of at most 256 entries (bytes instead of u16 measured 2% faster on mognet-m).
     pub rows: Vec<u8>,
 }
@@ -187,8 +187,11 @@ fn build_table<const N: usize, E: Element>(
     sum
 }
 
-/// Bytes of tables worked on at once: they must stay in L1 while every output reads them.
-pub const TABLE_BYTES: usize = 16 * 1024;
+/// Bytes of tables worked on at once: 256 rows, the most a row byte can name. Fewer groups
+/// mean fewer partial-sum rows written and read back; mognet-m measured 998-1009 img/s at batch
+/// 1 and 1953-1971 at batch 64 / 2 threads with 32 KiB, against 955-969 and 1870-1905 with 16
+/// KiB and 943-989 and 1851-1892 with 24 KiB (A/B, 2026-11-27), though 32 KiB fills a 32 KiB L1.
+pub const TABLE_BYTES: usize = 32 * 1024;
 
 impl TableConv {
     /// Blocks whose tables are built and read together (all of them when they fit
@@ -224,7 +227,7 @@ impl TableConv {
 /// Winograd kernel writes) and `to` has one, no lane is spent on border columns: the codes go
 /// to `to` row by row, and `to`'s border columns are left as they are (zero).
 ///
-/// Blocks go in groups whose tables fit L1 (64 blocks of 2 KiB would not): within a group each
+/// Blocks go in groups of [`TABLE_BYTES`] of tables (64 blocks of 2 KiB would not fit L1): within a group each
 /// output's sum stays in registers; between groups it waits in a partial-sum row, read and
 /// written in order.
 #[inline(always)]
