@@ -386,6 +386,26 @@ unsafe fn multiply<O: Output>(
     let hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     for chunk in 0..wn.lanes / TILE_LANES {
         let vb = v[chunk * block..][..block].as_ptr();
+        // The chunk's masked stores, worked out once for all its outputs: register `r` of a
+        // row's `pixels` goes to `base + at` (`base` the row's start in the output plane),
+        // lanes `keep` only. `end` bounds every selected lane's destination.
+        let mut stores = [(0usize, 0usize, 0u16); TILE_LANES + 1];
+        let (mut count, mut end) = (0, 0);
+        for piece in row_pieces(chunk * TILE_LANES, wn.chunk_tiles(chunk), wn.tw) {
+            let (i, n) = (piece.at, piece.len);
+            let at = to.at(0, 2 * piece.y, 2 * piece.x) - to.at(0, 0, 0);
+            end = end.max(at + 2 * n);
+            // Values 2i..2i + 2n of `pixels` (16 per register) go to `at..at + 2n`.
+            for r in 0..2 {
+                let (from, to) = ((2 * i).max(16 * r), (2 * (i + n)).min(16 * r + 16));
+                if from < to {
+                    let keep = lanes_mask(to - 16 * r) & !lanes_mask(from - 16 * r);
+                    stores[count] = (r, (at + 16 * r).wrapping_sub(2 * i), keep);
+                    count += 1;
+                }
+            }
+        }
+        let stores = &stores[..count];
         for ol in 0..wn.outputs {
             let o = first + ol;
             let w = wn.weights[o * pairs * POSITIONS..][..pairs * POSITIONS].as_ptr();
@@ -431,30 +451,21 @@ unsafe fn multiply<O: Output>(
                     _mm512_permutex2var_epi32(y[0], lo, y[1]),
                     _mm512_permutex2var_epi32(y[0], hi, y[1]),
                 ];
-                // Tiles i.. of this chunk up to the end of their tile row.
-                for piece in row_pieces(chunk * TILE_LANES, wn.chunk_tiles(chunk), wn.tw) {
-                    let (i, n) = (piece.at, piece.len);
-                    let at = to.at(o, 2 * piece.y + a, 2 * piece.x);
-                    assert!(at + 2 * n <= output.len(), "output plane out of bounds");
-                    // Values 2i..2i + 2n of `pixels` (16 per register) go to `at..at + 2n`.
-                    for (r, &px) in pixels.iter().enumerate() {
-                        let (from, to) = ((2 * i).max(16 * r), (2 * (i + n)).min(16 * r + 16));
-                        if from >= to {
-                            continue;
-                        }
-                        let mask = lanes_mask(to - 16 * r) & !lanes_mask(from - 16 * r);
-                        // SAFETY: lane l of the store lands on `at + 16 r + l - 2i`; the mask
-                        // keeps the lanes with `2i <= 16 r + l < 2i + 2n`, which land in
-                        // `at..at + 2n` (asserted in bounds). The base pointer may lie outside
-                        // the slice, hence `wrapping_add`; only selected lanes are written.
-                        unsafe {
-                            O::store(
-                                output.as_mut_ptr().wrapping_add(at + 16 * r - 2 * i),
-                                mask,
-                                px,
-                            )
-                        };
-                    }
+                // Output row 2ty + a of each tile of the chunk.
+                let base = to.at(o, a, 0);
+                assert!(base + end <= output.len(), "output plane out of bounds");
+                for &(r, at, keep) in stores {
+                    // SAFETY: lane l of the store lands on `base + at + l`; `keep` selects the
+                    // lanes of one row piece, whose destinations lie in `base..base + end`
+                    // (asserted in bounds). The base pointer may lie outside the slice, hence
+                    // `wrapping_add`; only selected lanes are written.
+                    unsafe {
+                        O::store(
+                            output.as_mut_ptr().wrapping_add(base.wrapping_add(at)),
+                            keep,
+                            pixels[r],
+                        )
+                    };
                 }
             }
         }
