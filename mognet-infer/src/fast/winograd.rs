@@ -388,7 +388,8 @@ unsafe fn multiply<O: Output>(
         let vb = v[chunk * block..][..block].as_ptr();
         // The chunk's masked stores, worked out once for all its outputs: register `r` of a
         // row's `pixels` goes to `base + at` (`base` the row's start in the output plane),
-        // lanes `keep` only. `end` bounds every selected lane's destination.
+        // lanes `keep` only. `end` bounds every selected lane's destination. A piece needs one
+        // store, or two for the one piece that may straddle both registers: at most 17.
         let mut stores = [(0usize, 0usize, 0u16); TILE_LANES + 1];
         let (mut count, mut end) = (0, 0);
         for piece in row_pieces(chunk * TILE_LANES, wn.chunk_tiles(chunk), wn.tw) {
@@ -397,9 +398,9 @@ unsafe fn multiply<O: Output>(
             end = end.max(at + 2 * n);
             // Values 2i..2i + 2n of `pixels` (16 per register) go to `at..at + 2n`.
             for r in 0..2 {
-                let (from, to) = ((2 * i).max(16 * r), (2 * (i + n)).min(16 * r + 16));
-                if from < to {
-                    let keep = lanes_mask(to - 16 * r) & !lanes_mask(from - 16 * r);
+                let (from, until) = ((2 * i).max(16 * r), (2 * (i + n)).min(16 * r + 16));
+                if from < until {
+                    let keep = lanes_mask(until - 16 * r) & !lanes_mask(from - 16 * r);
                     stores[count] = (r, (at + 16 * r).wrapping_sub(2 * i), keep);
                     count += 1;
                 }
