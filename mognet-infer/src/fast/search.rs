@@ -125,11 +125,9 @@ pub unsafe fn scatter_codes<const N: usize>(
     for &(l, len, at) in pieces {
         assert!(l + len <= N && at + len <= dst.len(), "piece out of bounds");
         for (r, &c) in codes.iter().enumerate().take(N / 16) {
-            let (from, to) = (l.max(16 * r), (l + len).min(16 * r + 16));
-            if from >= to {
+            let Some(keep) = run_lanes(r, l, l + len) else {
                 continue;
-            }
-            let keep = lanes_mask(to - 16 * r) & !lanes_mask(from - 16 * r);
+            };
             // SAFETY: lane i of register r lands on `at + 16 r + i - l`; the mask keeps lanes
             // with `l <= 16 r + i < l + len`, which land in `dst[at..at + len]` (asserted in
             // bounds). The base address may lie outside `dst`, hence `wrapping_add`; only
@@ -151,11 +149,29 @@ pub fn lanes_mask(n: usize) -> u16 {
     if n >= 16 { !0 } else { (1u16 << n) - 1 }
 }
 
+/// The lanes of register `r` that hold elements `start..end` of values laid out 16 i32 lanes
+/// per register, register after register, as a store mask; `None` where none of them is in `r`.
+#[inline(always)]
+pub fn run_lanes(r: usize, start: usize, end: usize) -> Option<u16> {
+    let (from, until) = (start.max(16 * r), end.min(16 * r + 16));
+    (from < until).then(|| lanes_mask(until - 16 * r) & !lanes_mask(from - 16 * r))
+}
+
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
     use crate::kernels::requant::ChannelRequant;
     use mognet_arch::rng::SplitMix64;
+
+    #[test]
+    fn run_lanes_clip_a_run_to_each_register() {
+        // Elements 10..20 span lanes 10..16 of register 0 and 0..4 of register 1.
+        assert_eq!(run_lanes(0, 10, 20), Some(0xFC00));
+        assert_eq!(run_lanes(1, 10, 20), Some(0x000F));
+        assert_eq!(run_lanes(2, 10, 20), None);
+        assert_eq!(run_lanes(1, 16, 32), Some(0xFFFF));
+        assert_eq!(run_lanes(0, 3, 3), None);
+    }
 
     #[test]
     fn search_and_count_give_the_reference_codes() {

@@ -20,7 +20,7 @@
 use super::geom::{Geom, row_pieces};
 use super::kernels::{Element, Post};
 #[cfg(target_arch = "x86_64")]
-use super::search::{codes16, lanes_mask};
+use super::search::{codes16, lanes_mask, run_lanes};
 use crate::model::TernaryWeights;
 
 /// Positions of the 4x4 transformed tile.
@@ -398,9 +398,7 @@ unsafe fn multiply<O: Output>(
             end = end.max(at + 2 * n);
             // Values 2i..2i + 2n of `pixels` (16 per register) go to `at..at + 2n`.
             for r in 0..2 {
-                let (from, until) = ((2 * i).max(16 * r), (2 * (i + n)).min(16 * r + 16));
-                if from < until {
-                    let keep = lanes_mask(until - 16 * r) & !lanes_mask(from - 16 * r);
+                if let Some(keep) = run_lanes(r, 2 * i, 2 * (i + n)) {
                     stores[count] = (r, (at + 16 * r).wrapping_sub(2 * i), keep);
                     count += 1;
                 }
