@@ -227,9 +227,9 @@ impl TableConv {
 /// Winograd kernel writes) and `to` has one, no lane is spent on border columns: the codes go
 /// to `to` row by row, and `to`'s border columns are left as they are (zero).
 ///
-/// Blocks go in groups of [`TABLE_BYTES`] of tables (64 blocks of 2 KiB would not fit L1): within a group each
-/// output's sum stays in registers; between groups it waits in a partial-sum row, read and
-/// written in order.
+/// Blocks go in groups of [`TABLE_BYTES`] of tables (64 blocks of 2 KiB would not fit L1):
+/// within a group each output's sum stays in registers; between groups it waits in a
+/// partial-sum row, read and written in order.
 #[inline(always)]
 pub fn table_conv<'a, E: Element, const SEARCH: bool>(
     input: &[E],
