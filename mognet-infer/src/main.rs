@@ -498,12 +498,19 @@ fn bench(
                     burn::tensor::TensorData::new(x, [batch, c, h, w]),
                     &device,
                 );
-                let _ = m.forward(x.clone()).into_data();
-                let flex = median_rate(3, batch, || {
+                // Flex parallelises on the current rayon pool: give it the same thread count.
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads.max(1))
+                    .build()
+                    .context("starting the thread pool for the Flex eval")?;
+                let flex = pool.install(|| {
                     let _ = m.forward(x.clone()).into_data();
+                    median_rate(3, batch, || {
+                        let _ = m.forward(x.clone()).into_data();
+                    })
                 });
                 println!(
-                    "Burn Flex float eval: {flex:.1} images/s (batch {batch}, Flex's own threads); fast/flex = {:.1}x",
+                    "Burn Flex float eval: {flex:.1} images/s (batch {batch}, {threads} thread(s)); fast/flex = {:.1}x",
                     rate / flex
                 );
             }

@@ -90,8 +90,8 @@ enum Command {
         /// Folder with the Fashion-MNIST files.
         #[arg(long, default_value = "datasets/samples/fashion-mnist")]
         data_dir: PathBuf,
-        /// Training budget in minutes (the default fits two epochs of the sample on 2 cores,
-        /// which the demo needs for 80% test accuracy). A budget that covers one epoch trains
+        /// Training budget in minutes (the default fits four epochs of the sample on 2 cores;
+        /// the demo needs two for 80% test accuracy). A budget that covers one epoch trains
         /// at least two, even where they take longer.
         #[arg(long, default_value_t = 4.0)]
         minutes: f64,
