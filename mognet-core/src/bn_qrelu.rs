@@ -12,6 +12,7 @@ use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
 
+use crate::ops;
 use crate::qrelu::{QRelu, QReluConfig};
 
 /// [`BnQRelu`] configuration.
@@ -59,6 +60,24 @@ pub fn bn_is_training(bn: &BatchNorm, device: &Device) -> bool {
 
 /// The eval-mode affine of a batch norm applied to `scale * acc`: `(gamma', beta')` with
 /// `BN(scale * acc) = acc * gamma' + beta'`, each `[channels]`.
+/// Moves `bn`'s running statistics toward a batch's, as Burn's `BatchNorm` does in training:
+/// `running = (1 - momentum) * running + momentum * batch` (biased batch variance).
+pub fn update_running_stats(bn: &BatchNorm, mean: Tensor<1>, var: Tensor<1>) {
+    let device = mean.device();
+    let m = bn.momentum;
+    let blend = |running: Tensor<1>, batch: Tensor<1>| {
+        running
+            .to_device(&device)
+            .mul_scalar(1.0 - m)
+            .add(batch.detach().mul_scalar(m))
+            .detach()
+    };
+    bn.running_mean
+        .update(blend(bn.running_mean.value_sync(), mean));
+    bn.running_var
+        .update(blend(bn.running_var.value_sync(), var));
+}
+
 pub fn bn_affine(bn: &BatchNorm, scale: Tensor<1>) -> (Tensor<1>, Tensor<1>) {
     let device = scale.device();
     let mean = bn.running_mean.value().to_device(&device);
@@ -90,8 +109,20 @@ impl BnQRelu {
     /// - output: `[batch, channels, h, w]` codes in `0..=Q`
     pub fn forward(&self, acc: Tensor<4>, scale: Tensor<1>) -> Tensor<4> {
         if bn_is_training(&self.bn, &acc.device()) {
-            let z = self.bn.forward(acc * scale.reshape([1, 1, 1, 1]));
-            self.qrelu.forward(z)
+            if ops::reference_kernels() {
+                let z = self.bn.forward(acc * scale.reshape([1, 1, 1, 1]));
+                return self.qrelu.forward(z);
+            }
+            let (codes, mean, var) = ops::bn_qrelu::bn_qrelu_train(
+                acc,
+                scale,
+                self.bn.gamma.val(),
+                self.bn.beta.val(),
+                self.bn.epsilon,
+                self.qrelu.levels,
+            );
+            update_running_stats(&self.bn, mean, var);
+            codes
         } else {
             let c = self.channels();
             let (a, b) = self.folded(scale);

@@ -2,11 +2,11 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use mognet_arch::ca::{CaError, CaGenerator};
+
+use crate::ops::{self, ConvParams};
 
 /// [`CaPointwise`] configuration: this, not the checkpoint, is what holds the CA.
 #[derive(Config, Debug)]
@@ -84,7 +84,12 @@ impl CaPointwise {
     /// - output: `[batch, n, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let weight = self.weight.clone().to_device(&x.device());
-        conv2d(x, weight, None, ConvOptions::new([1, 1], [0, 0], [1, 1], 1))
+        let params = ConvParams {
+            stride: 1,
+            padding: 0,
+            groups: 1,
+        };
+        ops::conv2d(x, weight, params)
     }
 }
 

@@ -5,6 +5,10 @@
 pub mod btq;
 pub mod ca_pointwise;
 pub mod init;
+// ndarray is deprecated upstream but still one of the trainer's backends, so the custom
+// operations name it.
+#[allow(deprecated)]
+pub mod ops;
 pub mod qrelu;
 pub mod ternary_conv;
 

@@ -2,12 +2,11 @@
 
 use burn::config::Config;
 use burn::module::{Module, Param};
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
 use crate::btq::{BtqConfig, Occupancy, Ternarized};
 use crate::init::uniform_param;
+use crate::ops::{self, ConvParams};
 
 /// [`TernaryConv2d`] configuration.
 #[derive(Config, Debug)]
@@ -89,6 +88,15 @@ impl TernaryConv2d {
         self.weight.shape().dims::<4>()[2]
     }
 
+    /// Stride, padding and groups.
+    pub fn params(&self) -> ConvParams {
+        ConvParams {
+            stride: self.stride,
+            padding: self.padding,
+            groups: self.groups,
+        }
+    }
+
     /// The ternary codes and scale of the current weights.
     pub fn ternarized(&self) -> Ternarized<4> {
         self.btq.ternarize(self.weight.val())
@@ -102,8 +110,7 @@ impl TernaryConv2d {
     /// - `acc`: `[batch, out, h', w']`, `alpha`: `[1]`
     pub fn accumulate(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<1>) {
         let Ternarized { codes, alpha } = self.ternarized();
-        let options = ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], self.groups);
-        (conv2d(x, codes, None, options), alpha)
+        (ops::conv2d(x, codes, self.params()), alpha)
     }
 
     /// The convolution with ternary weights: `alpha * conv(x, t)`.

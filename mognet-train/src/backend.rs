@@ -1,4 +1,5 @@
-//! Choosing the compute device: WGPU on a GPU, Flex (our CPU default) or ndarray.
+//! Choosing the compute device: WGPU on a GPU (optionally pinned to Vulkan's SPIR-V compiler),
+//! CUDA, Flex (our CPU default) or ndarray.
 
 use burn::tensor::{Device, DeviceKind};
 use serde::{Deserialize, Serialize};
@@ -12,10 +13,26 @@ pub enum BackendChoice {
     /// WGPU (Vulkan, Metal or DX12; on a machine without a GPU, a software adapter such as
     /// Mesa's lavapipe).
     Wgpu,
+    /// WGPU pinned to Vulkan, with its SPIR-V compiler (needs the `vulkan` cargo feature).
+    Vulkan,
+    /// NVIDIA CUDA (needs the `cuda` cargo feature and an NVIDIA driver at run time).
+    Cuda,
     /// Burn's pure-Rust CPU backend.
     Flex,
     /// Burn's ndarray CPU backend (deprecated upstream; kept as an option).
     Ndarray,
+}
+
+/// A backend this build was compiled without.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "this build has no {backend} backend: rebuild with `--features {feature}` (cargo build -p mognet-train --release --features {feature})"
+)]
+pub struct MissingBackend {
+    /// The backend asked for.
+    pub backend: &'static str,
+    /// The cargo feature that brings it.
+    pub feature: &'static str,
 }
 
 /// The device picked and a line saying why, for the user.
@@ -37,8 +54,11 @@ pub fn hardware_gpus() -> Vec<String> {
 
 impl BackendChoice {
     /// Resolves the choice to a device.
-    pub fn select(self) -> Selected {
-        match self {
+    ///
+    /// # Errors
+    /// [`MissingBackend`] for `Vulkan` or `Cuda` in a build without that feature.
+    pub fn select(self) -> Result<Selected, MissingBackend> {
+        Ok(match self {
             BackendChoice::Flex => Selected {
                 device: Device::flex(),
                 description: "flex (cpu)".into(),
@@ -48,25 +68,57 @@ impl BackendChoice {
                 device: Device::ndarray(),
                 description: "ndarray (cpu)".into(),
             },
-            BackendChoice::Wgpu => {
-                let device = Device::wgpu(DeviceKind::DefaultDevice);
-                let name = device
-                    .identity()
-                    .map(|i| i.name.to_string())
-                    .unwrap_or_else(|| "unknown adapter".into());
-                Selected {
-                    device,
-                    description: format!("wgpu ({name})"),
-                }
-            }
+            BackendChoice::Wgpu => described(Device::wgpu(DeviceKind::DefaultDevice), "wgpu"),
+            BackendChoice::Vulkan => vulkan()?,
+            BackendChoice::Cuda => cuda()?,
             BackendChoice::Auto => match hardware_gpus().into_iter().next() {
-                Some(_) => BackendChoice::Wgpu.select(),
+                Some(_) => BackendChoice::Wgpu.select()?,
                 None => {
-                    let mut s = BackendChoice::Flex.select();
+                    let mut s = BackendChoice::Flex.select()?;
                     s.description = "flex (cpu; no hardware GPU adapter found)".into();
                     s
                 }
             },
-        }
+        })
     }
+}
+
+fn described(device: Device, api: &str) -> Selected {
+    let name = device
+        .identity()
+        .map(|i| i.name.to_string())
+        .unwrap_or_else(|| "unknown adapter".into());
+    Selected {
+        device,
+        description: format!("{api} ({name})"),
+    }
+}
+
+#[cfg(feature = "vulkan")]
+fn vulkan() -> Result<Selected, MissingBackend> {
+    Ok(described(
+        Device::vulkan(DeviceKind::DefaultDevice),
+        "vulkan",
+    ))
+}
+
+#[cfg(not(feature = "vulkan"))]
+fn vulkan() -> Result<Selected, MissingBackend> {
+    Err(MissingBackend {
+        backend: "Vulkan",
+        feature: "vulkan",
+    })
+}
+
+#[cfg(feature = "cuda")]
+fn cuda() -> Result<Selected, MissingBackend> {
+    Ok(described(Device::cuda(0), "cuda"))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda() -> Result<Selected, MissingBackend> {
+    Err(MissingBackend {
+        backend: "CUDA",
+        feature: "cuda",
+    })
 }

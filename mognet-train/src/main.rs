@@ -32,6 +32,15 @@ enum WhichCheckpoint {
     Last,
 }
 
+/// The convolution kernels `bench-train` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Kernels {
+    /// mognet's own operations (`mognet_core::ops`): the default everywhere.
+    Custom,
+    /// Burn's `conv2d` and the gradients Burn derives for it.
+    Reference,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print the model's size in bits, layer by layer; last line `total: <bits> bits (<x> Mb)`.
@@ -53,9 +62,9 @@ enum Command {
         #[arg(long = "preset", default_values = ["mognet-s", "mognet-m", "mognet-l"])]
         presets: Vec<mognet_core::Preset>,
         /// Batch size.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 128)]
         batch: usize,
-        /// Timed steps (after 2 warm-up steps).
+        /// Timed steps (after 2 warm-up steps); the figures are their medians.
         #[arg(long, default_value_t = 5)]
         steps: usize,
         /// Input channels.
@@ -64,6 +73,13 @@ enum Command {
         /// Backend.
         #[arg(long, value_enum, default_value = "flex")]
         backend: BackendChoice,
+        /// CPU threads for Flex and mognet's kernels. Default: one per core.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Which convolution the layers run: mognet's own operations or the composed reference
+        /// (Burn's `conv2d` and its derived gradients), to measure one against the other.
+        #[arg(long, value_enum, default_value = "custom")]
+        kernels: Kernels,
     },
     /// Benchmark data loading: batches/s of CIFAR-shaped augmented batches through Burn's
     /// multi-threaded loader and through the trainer's in-order pipeline.
@@ -204,6 +220,46 @@ struct TrainArgs {
     no_augment: bool,
 }
 
+fn bench_train(
+    presets: &[mognet_core::Preset],
+    batch: usize,
+    steps: usize,
+    in_channels: usize,
+    backend: BackendChoice,
+    threads: Option<usize>,
+    kernels: Kernels,
+) -> Result<()> {
+    if batch == 0 || steps == 0 || in_channels == 0 {
+        bail!("--batch, --steps and --in-channels must be at least 1");
+    }
+    if let Some(threads) = threads {
+        if threads == 0 {
+            bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .context("setting up the thread pool")?;
+    }
+    mognet_core::ops::use_reference_kernels(kernels == Kernels::Reference);
+    let selected = backend.select()?;
+    println!(
+        "backend: {}, {} threads, {kernels:?} kernels",
+        selected.description,
+        rayon::current_num_threads()
+    );
+    for &preset in presets {
+        let config = mognet_core::MognetConfig::preset(preset, in_channels, 10);
+        let t = bench::train_step(&config, batch, 2, steps, &selected.device);
+        let eval = bench::eval_throughput(&config, batch, steps, &selected.device);
+        println!(
+            "{preset} batch {batch}: train {:.1} img/s (step {:.3} s = forward {:.3} + backward {:.3} + optimizer {:.3}), float eval {:.1} img/s",
+            t.images_per_sec, t.step, t.forward, t.backward, t.optimizer, eval
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Summary {
@@ -227,7 +283,7 @@ fn main() -> Result<()> {
             if minutes.is_nan() || minutes <= 0.0 {
                 bail!("--minutes must be positive");
             }
-            let selected = backend.select();
+            let selected = backend.select()?;
             println!("backend: {}", selected.description);
             let report = demo::demo(&out, &data_dir, minutes, &selected, &mut |line| {
                 println!("{line}")
@@ -241,20 +297,17 @@ fn main() -> Result<()> {
             steps,
             in_channels,
             backend,
-        } => {
-            let selected = backend.select();
-            println!("backend: {}", selected.description);
-            for preset in presets {
-                let config = mognet_core::MognetConfig::preset(preset, in_channels, 10);
-                let t = bench::train_step(&config, batch, 2, steps, &selected.device);
-                let eval = bench::eval_throughput(&config, batch, steps, &selected.device);
-                println!(
-                    "{preset} batch {batch}: train {:.1} img/s (step {:.3} s = forward {:.3} + backward {:.3} + optimizer {:.3}), float eval {:.1} img/s",
-                    t.images_per_sec, t.step, t.forward, t.backward, t.optimizer, eval
-                );
-            }
-            Ok(())
-        }
+            threads,
+            kernels,
+        } => bench_train(
+            &presets,
+            batch,
+            steps,
+            in_channels,
+            backend,
+            threads,
+            kernels,
+        ),
         Command::BenchData {
             batch,
             workers,
@@ -333,7 +386,7 @@ fn train_command(args: TrainArgs) -> Result<()> {
         model,
         train: train_config,
     };
-    let selected = args.backend.select();
+    let selected = args.backend.select()?;
     println!("backend: {}", selected.description);
     let outcome = train(
         &args.out,
@@ -359,7 +412,7 @@ fn eval_command(
     backend: BackendChoice,
     batch_size: usize,
 ) -> Result<()> {
-    let selected = backend.select();
+    let selected = backend.select()?;
     let which = match which {
         WhichCheckpoint::Best => RunWeights::Best,
         WhichCheckpoint::Last => RunWeights::Last,
@@ -396,7 +449,7 @@ fn eval_command(
 fn summary(model: &ModelArgs, forward: usize, backend: BackendChoice) -> Result<()> {
     let config = model.config()?;
     if forward > 0 {
-        let selected = backend.select();
+        let selected = backend.select()?;
         println!("backend: {}", selected.description);
         let net = config.init(&selected.device)?;
         let [h, w] = config.input_size;
