@@ -13,6 +13,7 @@ use mognet_arch::ca::CaError;
 use mognet_arch::{GateMode, MuxInputs};
 
 use crate::cflog::{Cflog, CflogConfig, CflogTrace};
+use crate::ops;
 use crate::qrelu::straight_through;
 
 /// [`Mrb`] configuration.
@@ -134,6 +135,10 @@ impl Mrb {
         let cflog = self.cflog.forward_trace(x.clone());
         let f = cflog.out.clone();
         let gate = self.gate_bits(x.clone());
+        if !ops::reference_kernels() {
+            let out = ops::mrb_mux::mrb_mux(x, f, gate.clone(), self.mux == MuxInputs::Avg);
+            return MrbTrace { cflog, gate, out };
+        }
         let s = gate.clone().reshape([b, c, 1, 1]);
         let residual = match self.mux {
             MuxInputs::Avg => {

@@ -41,7 +41,8 @@ pub struct BatchStats {
 }
 
 impl Planes {
-    fn len(&self) -> usize {
+    /// Elements in all.
+    pub fn len(&self) -> usize {
         self.batch * self.channels * self.plane
     }
 
@@ -65,6 +66,82 @@ fn affine(stats: &BatchStats, gamma: &[f32], beta: &[f32], p: BnQReluParams) -> 
             (a, beta[c] - stats.mean[c] * a)
         })
         .collect()
+}
+
+/// Lanes of the per-plane partial sums: independent `f32` accumulators the compiler keeps in
+/// vector registers; each plane's lanes are then added in `f64`.
+const LANES: usize = 16;
+
+/// `(sum, sum of squares)` of `scale * v` over one plane.
+fn moments(plane: &[f32], scale: f32) -> (f64, f64) {
+    let (mut sums, mut squares) = ([0.0f32; LANES], [0.0f32; LANES]);
+    let chunks = plane.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for j in 0..LANES {
+            let y = chunk[j] * scale;
+            sums[j] += y;
+            squares[j] += y * y;
+        }
+    }
+    let mut sum: f64 = sums.iter().map(|&v| v as f64).sum();
+    let mut square: f64 = squares.iter().map(|&v| v as f64).sum();
+    for &v in rest {
+        let y = (v * scale) as f64;
+        sum += y;
+        square += y * y;
+    }
+    (sum, square)
+}
+
+/// One channel's constants in the backward pass.
+#[derive(Debug, Clone, Copy)]
+struct ChannelGrad {
+    /// `z = y * a + b`.
+    a: f32,
+    b: f32,
+    mean: f32,
+    inv_std: f32,
+}
+
+impl ChannelGrad {
+    /// The straight-through gradient reaching `z` (`levels` inside `[0, 1]`, else 0) and the
+    /// normalized input, for accumulator `v` and code gradient `g`.
+    #[inline]
+    fn at(&self, v: f32, g: f32, p: &BnQReluParams) -> (f32, f32) {
+        let y = v * p.scale;
+        let z = y * self.a + self.b;
+        let gz = if (0.0..=1.0).contains(&z) {
+            g * p.levels
+        } else {
+            0.0
+        };
+        (gz, (y - self.mean) * self.inv_std)
+    }
+
+    /// `(sum gz, sum gz * normalized)` over one plane.
+    fn sums(&self, xs: &[f32], gs: &[f32], p: &BnQReluParams) -> (f64, f64) {
+        let (mut dbeta, mut dgamma) = ([0.0f32; LANES], [0.0f32; LANES]);
+        let (xc, gc) = (xs.chunks_exact(LANES), gs.chunks_exact(LANES));
+        let (xr, gr) = (xc.remainder(), gc.remainder());
+        for (x, g) in xc.zip(gc) {
+            for j in 0..LANES {
+                let (gz, normalized) = self.at(x[j], g[j], p);
+                dbeta[j] += gz;
+                dgamma[j] += gz * normalized;
+            }
+        }
+        let mut sums = (
+            dbeta.iter().map(|&v| v as f64).sum::<f64>(),
+            dgamma.iter().map(|&v| v as f64).sum::<f64>(),
+        );
+        for (&x, &g) in xr.iter().zip(gr) {
+            let (gz, normalized) = self.at(x, g, p);
+            sums.0 += gz as f64;
+            sums.1 += (gz * normalized) as f64;
+        }
+        sums
+    }
 }
 
 /// `clamp(floor(v), 0, levels)` without a libm call: for `v >= 0` truncation is the floor.
@@ -91,11 +168,9 @@ pub fn forward(
         .map(|c| {
             let (mut sum, mut squares) = (0.0f64, 0.0f64);
             for plane in planes.channel(acc, c) {
-                for &v in plane {
-                    let y = (v * p.scale) as f64;
-                    sum += y;
-                    squares += y * y;
-                }
+                let (s, q) = moments(plane, p.scale);
+                sum += s;
+                squares += q;
             }
             let mean = sum / planes.count();
             let var = (squares / planes.count() - mean * mean).max(0.0);
@@ -138,33 +213,22 @@ pub fn backward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     assert!(acc.len() == planes.len() && grad.len() == planes.len());
     let coefficients = affine(stats, gamma, beta, p);
-    let inv_std: Vec<f32> = stats
-        .var
-        .iter()
-        .map(|v| 1.0 / (v + p.epsilon).sqrt())
+    let channels: Vec<ChannelGrad> = (0..planes.channels)
+        .map(|c| ChannelGrad {
+            a: coefficients[c].0,
+            b: coefficients[c].1,
+            mean: stats.mean[c],
+            inv_std: 1.0 / (stats.var[c] + p.epsilon).sqrt(),
+        })
         .collect();
-    // The straight-through gradient reaching z: q inside [0, 1], else 0.
-    let z_grad = |v: f32, g: f32, c: usize| {
-        let (a, b) = coefficients[c];
-        let z = v * p.scale * a + b;
-        if (0.0..=1.0).contains(&z) {
-            g * p.levels
-        } else {
-            0.0
-        }
-    };
     let sums: Vec<(f32, f32)> = (0..planes.channels)
         .into_par_iter()
         .map(|c| {
             let (mut dbeta, mut dgamma) = (0.0f64, 0.0f64);
-            let pairs = planes.channel(acc, c).zip(planes.channel(grad, c));
-            for (xs, gs) in pairs {
-                for (&v, &g) in xs.iter().zip(gs) {
-                    let gz = z_grad(v, g, c);
-                    let normalized = (v * p.scale - stats.mean[c]) * inv_std[c];
-                    dbeta += gz as f64;
-                    dgamma += (gz * normalized) as f64;
-                }
+            for (xs, gs) in planes.channel(acc, c).zip(planes.channel(grad, c)) {
+                let (b, g) = channels[c].sums(xs, gs, &p);
+                dbeta += b;
+                dgamma += g;
             }
             (dbeta as f32, dgamma as f32)
         })
@@ -180,11 +244,12 @@ pub fn backward(
         .enumerate()
         .for_each(|(i, (out, (xs, gs)))| {
             let c = i % planes.channels;
+            let ch = channels[c];
             let (mean_dbeta, mean_dgamma) = (sums[c].0 / n, sums[c].1 / n);
-            let k = p.scale * gamma[c] * inv_std[c];
+            let k = p.scale * gamma[c] * ch.inv_std;
             for (o, (&v, &g)) in out.iter_mut().zip(xs.iter().zip(gs)) {
-                let normalized = (v * p.scale - stats.mean[c]) * inv_std[c];
-                *o = k * (z_grad(v, g, c) - mean_dbeta - normalized * mean_dgamma);
+                let (gz, normalized) = ch.at(v, g, &p);
+                *o = k * (gz - mean_dbeta - normalized * mean_dgamma);
             }
         });
     let beta_grad = sums.iter().map(|s| s.0).collect();

@@ -1,5 +1,5 @@
-//! mognet's operations on Flex: the CPU kernels of [`super::conv_cpu`] and
-//! [`super::bn_qrelu_cpu`] on `f32` tensors; other float types take the reference path.
+//! mognet's operations on Flex: the CPU kernels of [`super::conv_cpu`],
+//! [`super::bn_qrelu_cpu`] and [`super::mrb_mux_cpu`] on `f32` tensors; other float types take the reference path.
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
@@ -8,7 +8,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::tensor::{DType, Shape, TensorData};
 
 use super::bn_qrelu::{self, BnQReluBackend};
-use super::{ConvParams, TernaryConvBackend, bn_qrelu_cpu, conv_cpu, dims4};
+use super::mrb_mux::{self, MrbMuxBackend};
+use super::{ConvParams, TernaryConvBackend, bn_qrelu_cpu, conv_cpu, dims4, mrb_mux_cpu};
 
 /// The `f32` contents of a tensor, dense row-major (copied only when the layout needs it).
 fn dense(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
@@ -178,6 +179,49 @@ impl BnQReluBackend for Flex {
             tensor(acc_grad, shape),
             vector(gamma_grad),
             vector(beta_grad),
+        )
+    }
+}
+
+impl MrbMuxBackend for Flex {
+    fn mrb_mux(
+        x: FloatTensor<Self>,
+        f: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        average: bool,
+    ) -> FloatTensor<Self> {
+        if !all_f32(&[&x, &f, &gate]) {
+            return mrb_mux::reference_forward::<Self>(x, f, gate, average);
+        }
+        let shape = dims4(&x);
+        let y = mrb_mux_cpu::forward(&planes(&x), &dense(&x), &dense(&f), &dense(&gate), average);
+        tensor(y, shape)
+    }
+
+    fn mrb_mux_backward(
+        x: FloatTensor<Self>,
+        f: FloatTensor<Self>,
+        gate: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        average: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        if !all_f32(&[&x, &f, &gate, &grad]) {
+            return mrb_mux::reference_backward::<Self>(x, f, gate, grad, average);
+        }
+        let shape = dims4(&x);
+        let (gx, gf, gs) = mrb_mux_cpu::backward(
+            &planes(&x),
+            &dense(&x),
+            &dense(&f),
+            &dense(&gate),
+            &dense(&grad),
+            average,
+        );
+        let gate_shape = Shape::new([shape[0], shape[1]]);
+        (
+            tensor(gx, shape),
+            tensor(gf, shape),
+            FlexTensor::from_data(TensorData::new(gs, gate_shape)),
         )
     }
 }

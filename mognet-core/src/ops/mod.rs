@@ -16,6 +16,9 @@ pub mod bn_qrelu_cpu;
 pub mod conv_cpu;
 mod flex;
 pub mod matmul;
+pub mod mrb_mux;
+mod mrb_mux_autodiff;
+pub mod mrb_mux_cpu;
 mod ternary_conv_autodiff;
 
 use std::sync::atomic::{AtomicBool, Ordering};

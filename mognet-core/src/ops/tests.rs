@@ -146,8 +146,14 @@ mod bn_qrelu {
 
     /// Codes, running mean and variance, and the gradients for acc, gamma
     /// and beta of `sum(r * codes)`, through the layer on `device`.
-    fn run(acc: &[f32], r: &[f32], shape: [usize; 4], reference: bool) -> Vec<Vec<f32>> {
-        let device = Device::flex().autodiff();
+    fn run(
+        acc: &[f32],
+        r: &[f32],
+        shape: [usize; 4],
+        reference: bool,
+        device: &Device,
+    ) -> Vec<Vec<f32>> {
+        let device = device.clone().autodiff();
         // A fresh layer each time: clones share their running statistics.
         let layer: BnQRelu = BnQReluConfig::new(shape[1]).init(&device);
         let acc_t =
@@ -156,7 +162,9 @@ mod bn_qrelu {
         let scale = Tensor::<1>::from_data(TensorData::from([0.05f32]), &device);
         let codes = if reference {
             // The layer as it was composed before the fused operation.
-            let z = layer.bn.forward(acc_t.clone() * scale.reshape([1, 1, 1, 1]));
+            let z = layer
+                .bn
+                .forward(acc_t.clone() * scale.reshape([1, 1, 1, 1]));
             layer.qrelu.forward(z)
         } else {
             layer.forward(acc_t.clone(), scale)
@@ -193,32 +201,126 @@ mod bn_qrelu {
         let r: Vec<f32> = (0..n)
             .map(|_| (rng.next_u64() % 2001) as f32 / 1000.0 - 1.0)
             .collect();
-        let fused = run(&acc, &r, shape, false);
-        let composed = run(&acc, &r, shape, true);
-        let diff = fused[0]
-            .iter()
-            .zip(&composed[0])
-            .filter(|(a, b)| a != b)
-            .count();
-        assert!(diff * 1000 <= n, "{diff} of {n} codes differ");
-        assert!(
-            fused[0]
+        let composed = run(&acc, &r, shape, true, &Device::flex());
+        // On ndarray the operation runs its default body, the backend-level composition.
+        #[allow(deprecated)]
+        for device in [Device::flex(), Device::ndarray()] {
+            let fused = run(&acc, &r, shape, false, &device);
+            let diff = fused[0]
                 .iter()
                 .zip(&composed[0])
-                .all(|(a, b)| (a - b).abs() <= 1.0)
-        );
-        assert!(fused[0].iter().any(|c| *c == 0.0) && fused[0].iter().any(|c| *c == 7.0));
-        for (k, name) in [
-            (1, "acc grad"),
-            (2, "gamma grad"),
-            (3, "beta grad"),
-            (4, "running mean"),
-            (5, "running var"),
-        ] {
-            let scale = composed[k].iter().fold(1e-3f32, |m, v| m.max(v.abs()));
-            for (i, (a, b)) in fused[k].iter().zip(&composed[k]).enumerate() {
-                assert!((a - b).abs() <= 1e-4 * scale, "{name}[{i}]: {a} vs {b}");
+                .filter(|(a, b)| a != b)
+                .count();
+            assert!(diff * 1000 <= n, "{diff} of {n} codes differ");
+            assert!(
+                fused[0]
+                    .iter()
+                    .zip(&composed[0])
+                    .all(|(a, b)| (a - b).abs() <= 1.0)
+            );
+            assert!(fused[0].iter().any(|c| *c == 0.0) && fused[0].iter().any(|c| *c == 7.0));
+            for (k, name) in [
+                (1, "acc grad"),
+                (2, "gamma grad"),
+                (3, "beta grad"),
+                (4, "running mean"),
+                (5, "running var"),
+            ] {
+                let scale = composed[k].iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+                for (i, (a, b)) in fused[k].iter().zip(&composed[k]).enumerate() {
+                    assert!((a - b).abs() <= 1e-4 * scale, "{name}[{i}]: {a} vs {b}");
+                }
             }
+        }
+    }
+}
+
+mod mrb_mux {
+    use burn::tensor::{Device, Tensor, TensorData};
+    use mognet_arch::ca::SplitMix64;
+
+    use crate::ops::mrb_mux::mrb_mux;
+    use crate::qrelu::straight_through;
+
+    /// Output and gradients (x, f, gate) of `sum(r * y)` on `device`, through the fused operation
+    /// or through the composition the MRB used before it.
+    fn run(
+        data: &[Vec<f32>; 4],
+        shape: [usize; 4],
+        average: bool,
+        fused: bool,
+        device: &Device,
+    ) -> Vec<Vec<f32>> {
+        let device = device.clone().autodiff();
+        let t4 = |v: &Vec<f32>| Tensor::<4>::from_data(TensorData::new(v.clone(), shape), &device);
+        let (x, f) = (t4(&data[0]).require_grad(), t4(&data[1]).require_grad());
+        let gate = Tensor::<2>::from_data(
+            TensorData::new(data[2].clone(), [shape[0], shape[1]]),
+            &device,
+        )
+        .require_grad();
+        let y = if fused {
+            mrb_mux(x.clone(), f.clone(), gate.clone(), average)
+        } else {
+            let s = gate.clone().reshape([shape[0], shape[1], 1, 1]);
+            let residual = if average {
+                let sum = x.clone() + f.clone();
+                straight_through(
+                    sum.clone().div_scalar(2.0),
+                    sum.detach().div_scalar(2.0).floor(),
+                )
+            } else {
+                x.clone()
+            };
+            s.clone() * residual + s.neg().add_scalar(1.0) * f.clone()
+        };
+        let grads = (y.clone() * t4(&data[3])).sum().backward();
+        let v4 = |t: Tensor<4>| t.into_data().try_into_vec_as::<f32>().unwrap();
+        vec![
+            v4(y),
+            v4(x.grad(&grads).unwrap()),
+            v4(f.grad(&grads).unwrap()),
+            gate.grad(&grads)
+                .unwrap()
+                .into_data()
+                .try_into_vec_as::<f32>()
+                .unwrap(),
+        ]
+    }
+
+    #[test]
+    fn fused_multiplexer_matches_the_composition() {
+        let shape = [3, 4, 5, 6];
+        let n: usize = shape.iter().product();
+        let mut rng = SplitMix64::new(9);
+        let mut draw = |count: usize, f: &dyn Fn(u64) -> f32| {
+            (0..count).map(|_| f(rng.next_u64())).collect::<Vec<_>>()
+        };
+        let data = [
+            draw(n, &|r| (r % 8) as f32),
+            draw(n, &|r| (r % 8) as f32),
+            draw(12, &|r| (r % 2) as f32),
+            draw(n, &|r| (r % 2001) as f32 / 1000.0 - 1.0),
+        ];
+        // On ndarray the operation runs its default body, the backend-level composition.
+        #[allow(deprecated)]
+        let devices = [Device::flex(), Device::ndarray()];
+        for (average, device) in [true, false]
+            .into_iter()
+            .flat_map(|a| devices.iter().map(move |d| (a, d)))
+        {
+            let fused = run(&data, shape, average, true, device);
+            let composed = run(&data, shape, average, false, &Device::flex());
+            assert_eq!(fused[0], composed[0], "forward, average {average}");
+            assert_eq!(fused[1], composed[1], "x grad, average {average}");
+            assert_eq!(fused[2], composed[2], "f grad, average {average}");
+            for (a, b) in fused[3].iter().zip(&composed[3]) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                    "gate grad {a} vs {b}"
+                );
+            }
+            assert!(fused[3].iter().any(|g| *g != 0.0));
         }
     }
 }
