@@ -116,8 +116,28 @@ impl ConvGeometry {
             .filter(|&iy| iy < self.h)
     }
 
+    /// Stride 1 and `same` padding: each tap's im2col row is the input plane shifted by
+    /// `(ky - padding, kx - padding)`, which [`same_tap`] copies as one block.
+    fn is_same(&self) -> bool {
+        self.stride == 1 && 2 * self.padding + 1 == self.kernel
+    }
+
     /// Writes group `g`'s im2col matrix of one image, `patch x plane_out`, into `col`.
     fn im2col(&self, image: &[f32], g: usize, col: &mut [f32]) {
+        if self.is_same() {
+            let (k, plane) = (self.kernel, self.plane_in());
+            for ci in 0..self.c_in_group() {
+                let src = &image[(g * self.c_in_group() + ci) * plane..][..plane];
+                for tap in 0..k * k {
+                    let row = &mut col[(ci * k * k + tap) * plane..][..plane];
+                    let tap = self.same_tap(tap);
+                    tap.clear_outside(row);
+                    row[tap.start..tap.end].copy_from_slice(&src[tap.shifted()]);
+                    tap.clear_wrapped(row);
+                }
+            }
+            return;
+        }
         let [oh, ow] = self.out_size();
         let (k, s) = (self.kernel, self.stride);
         for ci in 0..self.c_in_group() {
@@ -147,8 +167,24 @@ impl ConvGeometry {
         }
     }
 
-    /// Adds group `g`'s im2col-shaped gradient `col` back onto the image gradient `image`.
-    fn col2im(&self, col: &[f32], g: usize, image: &mut [f32]) {
+    /// Adds group `g`'s im2col-shaped gradient `col` back onto the image gradient `image`
+    /// (clearing, on the `same` path, the entries of `col` that fall outside the image).
+    fn col2im(&self, col: &mut [f32], g: usize, image: &mut [f32]) {
+        if self.is_same() {
+            let (k, plane) = (self.kernel, self.plane_in());
+            for ci in 0..self.c_in_group() {
+                let dst = &mut image[(g * self.c_in_group() + ci) * plane..][..plane];
+                for tap in 0..k * k {
+                    let row = &mut col[(ci * k * k + tap) * plane..][..plane];
+                    let tap = self.same_tap(tap);
+                    tap.clear_wrapped(row);
+                    for (d, v) in dst[tap.shifted()].iter_mut().zip(&row[tap.start..tap.end]) {
+                        *d += v;
+                    }
+                }
+            }
+            return;
+        }
         let [oh, ow] = self.out_size();
         let (k, s) = (self.kernel, self.stride);
         let plane_in = self.plane_in();
@@ -194,6 +230,66 @@ impl ConvGeometry {
         let rows = self.c_out_group();
         let plane = self.plane_out();
         MatRef::rows(&out[g * rows * plane..][..rows * plane], rows, plane)
+    }
+}
+
+/// One tap of a stride-1 `same` convolution: output pixel `o` (row-major, `w` wide) reads input
+/// pixel `o + shift`, where `shift = dy * w + dx`; outputs `start..end` have that pixel inside the
+/// plane, and of those, the `|dx|` pixels at one end of each row wrapped into the next or
+/// previous row and read nothing.
+#[derive(Debug, Clone, Copy)]
+struct SameTap {
+    shift: isize,
+    dx: isize,
+    w: usize,
+    start: usize,
+    end: usize,
+}
+
+impl SameTap {
+    /// The input pixels of outputs `start..end`.
+    fn shifted(&self) -> std::ops::Range<usize> {
+        let at = |o: usize| (o as isize + self.shift) as usize;
+        at(self.start)..at(self.end)
+    }
+
+    /// Zeroes the outputs before `start` and from `end` on.
+    fn clear_outside(&self, row: &mut [f32]) {
+        row[..self.start].fill(0.0);
+        row[self.end..].fill(0.0);
+    }
+
+    /// Zeroes, in `start..end`, the pixels of each row that read across the image's edge.
+    fn clear_wrapped(&self, row: &mut [f32]) {
+        let (w, dx) = (self.w, self.dx.unsigned_abs());
+        if dx == 0 {
+            return;
+        }
+        for line in row[..self.end].chunks_mut(w) {
+            let edge = if self.dx < 0 {
+                0..dx.min(line.len())
+            } else {
+                w.saturating_sub(dx).min(line.len())..line.len()
+            };
+            line[edge].fill(0.0);
+        }
+    }
+}
+
+impl ConvGeometry {
+    /// Tap `tap` (row-major over the kernel) of a `same` convolution.
+    fn same_tap(&self, tap: usize) -> SameTap {
+        let (k, p) = (self.kernel, self.padding as isize);
+        let (dy, dx) = ((tap / k) as isize - p, (tap % k) as isize - p);
+        let (w, n) = (self.w as isize, (self.h * self.w) as isize);
+        let shift = dy * w + dx;
+        SameTap {
+            shift,
+            dx,
+            w: self.w,
+            start: (-shift).clamp(0, n) as usize,
+            end: (n - shift).clamp(0, n) as usize,
+        }
     }
 }
 
