@@ -9,6 +9,8 @@
 
 use rayon::prelude::*;
 
+use super::zeroed::zeroed;
+
 /// The layout of a `[batch, channels, h, w]` tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Planes {
@@ -182,7 +184,7 @@ pub fn forward(
         var: moments.iter().map(|m| m.1).collect(),
     };
     let coefficients = affine(&stats, gamma, beta, p);
-    let mut codes = vec![0.0; acc.len()];
+    let mut codes = zeroed(acc.len());
     codes
         .par_chunks_mut(planes.plane)
         .zip(acc.par_chunks(planes.plane))
@@ -234,7 +236,7 @@ pub fn backward(
         })
         .collect();
     let n = planes.count() as f32;
-    let mut acc_grad = vec![0.0; acc.len()];
+    let mut acc_grad = zeroed(acc.len());
     acc_grad
         .par_chunks_mut(planes.plane)
         .zip(

@@ -7,6 +7,8 @@
 
 use rayon::prelude::*;
 
+use super::zeroed::zeroed;
+
 use super::matmul::{MatRef, matmul};
 
 /// Images per task of the weight gradient: a fixed count, so that the order of the partial sums,
@@ -215,6 +217,21 @@ impl ConvGeometry {
         }
     }
 
+    /// Images per parallel task of the forward and input-gradient kernels: about four tasks per
+    /// thread. Each image is computed on its own, so this changes no result.
+    fn images_per_task(&self) -> usize {
+        self.batch.div_ceil(4 * rayon::current_num_threads()).max(1)
+    }
+
+    /// The im2col buffer of one task (none for a pointwise convolution).
+    fn scratch(&self) -> Vec<f32> {
+        if self.is_pointwise() {
+            Vec::new()
+        } else {
+            vec![0.0; self.patch() * self.plane_out()]
+        }
+    }
+
     /// Group `g`'s weights, `c_out_group x patch`.
     fn group_weight<'a>(&self, weight: &'a [f32], g: usize) -> MatRef<'a> {
         let rows = self.c_out_group();
@@ -296,15 +313,19 @@ impl ConvGeometry {
 /// `y = conv(x, weight)`: `x` is `[batch, c_in, h, w]`, `weight` `[c_out, c_in/groups, k, k]`,
 /// the result `[batch, c_out, oh, ow]`, all dense row-major.
 pub fn forward(geo: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
-    let mut y = vec![0.0; geo.sizes()[2]];
+    let mut y = zeroed(geo.sizes()[2]);
     geo.check([x.len(), weight.len(), y.len()]);
     let plane = geo.plane_out();
     let cog = geo.c_out_group();
-    y.par_chunks_mut(geo.image_out())
-        .zip(x.par_chunks(geo.image_in()))
-        .for_each_init(
-            || vec![0.0; geo.patch() * plane],
-            |col, (out, image)| {
+    let per_task = geo.images_per_task();
+    y.par_chunks_mut(geo.image_out() * per_task)
+        .zip(x.par_chunks(geo.image_in() * per_task))
+        .for_each(|(outs, images)| {
+            let col = &mut geo.scratch();
+            let pairs = outs
+                .chunks_exact_mut(geo.image_out())
+                .zip(images.chunks_exact(geo.image_in()));
+            for (out, image) in pairs {
                 for g in 0..geo.groups {
                     let dst = &mut out[g * cog * plane..][..cog * plane];
                     let rhs = if geo.is_pointwise() {
@@ -316,21 +337,25 @@ pub fn forward(geo: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                     };
                     matmul(dst, geo.group_weight(weight, g), rhs, false);
                 }
-            },
-        );
+            }
+        });
     y
 }
 
 /// The gradient of `conv(x, weight)` with respect to `x`, given the output gradient `grad`.
 pub fn x_backward(geo: &ConvGeometry, weight: &[f32], grad: &[f32]) -> Vec<f32> {
-    let mut gx = vec![0.0; geo.sizes()[0]];
+    let mut gx = zeroed(geo.sizes()[0]);
     geo.check([gx.len(), weight.len(), grad.len()]);
     let plane = geo.plane_out();
-    gx.par_chunks_mut(geo.image_in())
-        .zip(grad.par_chunks(geo.image_out()))
-        .for_each_init(
-            || vec![0.0; geo.patch() * plane],
-            |col, (image_grad, out_grad)| {
+    let per_task = geo.images_per_task();
+    gx.par_chunks_mut(geo.image_in() * per_task)
+        .zip(grad.par_chunks(geo.image_out() * per_task))
+        .for_each(|(image_grads, out_grads)| {
+            let col = &mut geo.scratch();
+            let pairs = image_grads
+                .chunks_exact_mut(geo.image_in())
+                .zip(out_grads.chunks_exact(geo.image_out()));
+            for (image_grad, out_grad) in pairs {
                 for g in 0..geo.groups {
                     let lhs = geo.group_weight(weight, g).t();
                     let rhs = geo.group_out(out_grad, g);
@@ -343,8 +368,8 @@ pub fn x_backward(geo: &ConvGeometry, weight: &[f32], grad: &[f32]) -> Vec<f32> 
                         geo.col2im(col, g, image_grad);
                     }
                 }
-            },
-        );
+            }
+        });
     gx
 }
 
@@ -360,7 +385,7 @@ pub fn weight_backward(geo: &ConvGeometry, x: &[f32], grad: &[f32]) -> Vec<f32> 
         .zip(grad.par_chunks(geo.image_out() * chunk_images))
         .map(|(images, out_grads)| {
             let mut gw = vec![0.0; weight_len];
-            let mut col = vec![0.0; patch * plane];
+            let mut col = geo.scratch();
             let pairs = images
                 .chunks(geo.image_in())
                 .zip(out_grads.chunks(geo.image_out()));

@@ -20,6 +20,7 @@ pub mod mrb_mux;
 mod mrb_mux_autodiff;
 pub mod mrb_mux_cpu;
 mod ternary_conv_autodiff;
+mod zeroed;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

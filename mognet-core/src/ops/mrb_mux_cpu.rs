@@ -5,6 +5,8 @@
 
 use rayon::prelude::*;
 
+use super::zeroed::zeroed;
+
 use super::bn_qrelu_cpu::Planes;
 
 /// `r` from `x` and `f`: the codes are non-negative, so truncation is the floor.
@@ -24,7 +26,7 @@ fn residual(x: f32, f: f32, average: bool) -> f32 {
 pub fn forward(planes: &Planes, x: &[f32], f: &[f32], gate: &[f32], average: bool) -> Vec<f32> {
     assert!(x.len() == planes.len() && f.len() == planes.len());
     assert_eq!(gate.len(), planes.batch * planes.channels);
-    let mut y = vec![0.0; x.len()];
+    let mut y = zeroed(x.len());
     y.par_chunks_mut(planes.plane)
         .zip(x.par_chunks(planes.plane).zip(f.par_chunks(planes.plane)))
         .enumerate()
@@ -53,8 +55,8 @@ pub fn backward(
     assert_eq!(gate.len(), planes.batch * planes.channels);
     // The residual's share of its gradient for x and for f.
     let (x_share, f_share) = if average { (0.5, 0.5) } else { (1.0, 0.0) };
-    let mut x_grad = vec![0.0; x.len()];
-    let mut f_grad = vec![0.0; x.len()];
+    let mut x_grad = zeroed(x.len());
+    let mut f_grad = zeroed(x.len());
     let gate_grad: Vec<f32> = x_grad
         .par_chunks_mut(planes.plane)
         .zip(f_grad.par_chunks_mut(planes.plane))
