@@ -31,15 +31,8 @@ impl TernaryConvBackend for Flex {
     fn ternary_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
-        stride: usize,
-        padding: usize,
-        groups: usize,
+        params: ConvParams,
     ) -> FloatTensor<Self> {
-        let params = ConvParams {
-            stride,
-            padding,
-            groups,
-        };
         if !all_f32(&[&x, &weight]) {
             return Self::conv2d(x, weight, None, params.options());
         }
@@ -53,15 +46,8 @@ impl TernaryConvBackend for Flex {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
-        stride: usize,
-        padding: usize,
-        groups: usize,
+        params: ConvParams,
     ) -> FloatTensor<Self> {
-        let params = ConvParams {
-            stride,
-            padding,
-            groups,
-        };
         if !all_f32(&[&x, &weight, &grad]) {
             return Self::conv2d_x_backward(x, weight, grad, params.options());
         }
@@ -77,15 +63,8 @@ impl TernaryConvBackend for Flex {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
-        stride: usize,
-        padding: usize,
-        groups: usize,
+        params: ConvParams,
     ) -> FloatTensor<Self> {
-        let params = ConvParams {
-            stride,
-            padding,
-            groups,
-        };
         if !all_f32(&[&x, &weight, &grad]) {
             return Self::conv2d_weight_backward(x, weight, grad, params.options());
         }

@@ -77,15 +77,8 @@ pub trait TernaryConvBackend: Backend {
     fn ternary_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
-        stride: usize,
-        padding: usize,
-        groups: usize,
+        params: ConvParams,
     ) -> FloatTensor<Self> {
-        let params = ConvParams {
-            stride,
-            padding,
-            groups,
-        };
         Self::conv2d(x, weight, None, params.options())
     }
 
@@ -94,15 +87,8 @@ pub trait TernaryConvBackend: Backend {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
-        stride: usize,
-        padding: usize,
-        groups: usize,
+        params: ConvParams,
     ) -> FloatTensor<Self> {
-        let params = ConvParams {
-            stride,
-            padding,
-            groups,
-        };
         Self::conv2d_x_backward(x, weight, grad, params.options())
     }
 
@@ -111,15 +97,8 @@ pub trait TernaryConvBackend: Backend {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
-        stride: usize,
-        padding: usize,
-        groups: usize,
+        params: ConvParams,
     ) -> FloatTensor<Self> {
-        let params = ConvParams {
-            stride,
-            padding,
-            groups,
-        };
         Self::conv2d_weight_backward(x, weight, grad, params.options())
     }
 }
@@ -166,9 +145,7 @@ pub fn ternary_conv2d(x: Tensor<4>, weight: Tensor<4>, params: ConvParams) -> Te
         <burn::backend::Dispatch as TernaryConvBackend>::ternary_conv2d(
             x.into_dispatch(),
             weight.into_dispatch(),
-            params.stride,
-            params.padding,
-            params.groups,
+            params,
         ),
     )
 }

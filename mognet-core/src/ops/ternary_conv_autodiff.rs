@@ -23,19 +23,11 @@ impl<B: Backend + TernaryConvBackend> Backward<B, 2> for TernaryConvBackward {
         let grad = grads.consume::<B>(&ops.node);
         let (x, weight, p) = ops.state;
         if let Some(node) = node_x {
-            let gx = B::ternary_conv2d_x_backward(
-                x.clone(),
-                weight.clone(),
-                grad.clone(),
-                p.stride,
-                p.padding,
-                p.groups,
-            );
+            let gx = B::ternary_conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), p);
             grads.register::<B>(node.id, gx);
         }
         if let Some(node) = node_weight {
-            let gw =
-                B::ternary_conv2d_weight_backward(x, weight, grad, p.stride, p.padding, p.groups);
+            let gw = B::ternary_conv2d_weight_backward(x, weight, grad, p);
             grads.register::<B>(node.id, gw);
         }
     }
@@ -45,15 +37,8 @@ impl<B: Backend + TernaryConvBackend, C: CheckpointStrategy> TernaryConvBackend 
     fn ternary_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
-        stride: usize,
-        padding: usize,
-        groups: usize,
+        params: ConvParams,
     ) -> FloatTensor<Self> {
-        let params = ConvParams {
-            stride,
-            padding,
-            groups,
-        };
         let prep = TernaryConvBackward
             .prepare::<C>([x.node(), weight.node()])
             .compute_bound()
@@ -61,12 +46,10 @@ impl<B: Backend + TernaryConvBackend, C: CheckpointStrategy> TernaryConvBackend 
         let (x, weight) = (x.into_primitive(), weight.into_primitive());
         match prep {
             OpsKind::Tracked(prep) => {
-                let y = B::ternary_conv2d(x.clone(), weight.clone(), stride, padding, groups);
+                let y = B::ternary_conv2d(x.clone(), weight.clone(), params);
                 prep.finish((x, weight, params), y)
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(B::ternary_conv2d(x, weight, stride, padding, groups))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(B::ternary_conv2d(x, weight, params)),
         }
     }
 }
