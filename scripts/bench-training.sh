@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Training-step benchmark: `mognet-train bench-train` (Flex) and the PyTorch peer
-# (peers/torch/mognet_peer.py, eager and torch.compile) one after the other in one run, for
-# mognet-s and mognet-m, then the ratios. The machine is noisy: compare only numbers from one run.
+# Training-step benchmark: `mognet-train bench-train` (Flex, mognet's own operations and the
+# composed reference) and the PyTorch peer (peers/torch/mognet_peer.py, eager and torch.compile)
+# one after the other in one run, for mognet-s and mognet-m, then the ratios. The machine is noisy: compare only numbers from one run.
 # Needs a built workspace (cargo build -p mognet-train) and python3 with torch and numpy
 # (pip install torch numpy).
 #   scripts/bench-training.sh [BATCH] [THREADS] [STEPS]
@@ -21,13 +21,15 @@ trap 'rm -f "$log"' EXIT
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -m), $(nproc) cores; batch $batch, $threads threads, $steps steps"
 for preset in mognet-s mognet-m; do
   echo "## $preset"
-  "$bin" bench-train --backend flex --preset "$preset" --batch "$batch" --threads "$threads" \
-    --steps "$steps" | tee -a "$log"
+  for kernels in custom reference; do
+    "$bin" bench-train --backend flex --preset "$preset" --batch "$batch" --threads "$threads" \
+      --steps "$steps" --kernels "$kernels" | sed "s/^mognet-/[$kernels] mognet-/" | tee -a "$log"
+  done
   python3 "$peer" --preset "$preset" --batch "$batch" --threads "$threads" --steps "$steps" | tee -a "$log"
   python3 "$peer" --preset "$preset" --batch "$batch" --threads "$threads" --steps "$steps" --compile | tee -a "$log"
 done
 
-echo "## ratios (train images/s, mognet over the peer; > 1 means mognet is faster)"
+echo "## ratios (train images/s; > 1 means the first is faster)"
 python3 - "$log" <<'EOF'
 import re, sys
 rates = {}
@@ -35,11 +37,14 @@ for line in open(sys.argv[1]):
     m = re.search(r"(mognet-[sml]) batch \d+: train ([\d.]+) img/s", line)
     if not m:
         continue
-    who = "torch-compile" if " compile " in line else "torch-eager" if line.startswith("torch") else "mognet"
+    if line.startswith("torch"):
+        who = "torch-compile" if " compile " in line else "torch-eager"
+    else:
+        who = "reference" if line.startswith("[reference]") else "mognet"
     rates[(m.group(1), who)] = float(m.group(2))
 for preset in ("mognet-s", "mognet-m"):
     ours = rates.get((preset, "mognet"))
-    for peer in ("torch-eager", "torch-compile"):
+    for peer in ("reference", "torch-eager", "torch-compile"):
         theirs = rates.get((preset, peer))
         if ours and theirs:
             print(f"{preset}: mognet {ours:.1f} / {peer} {theirs:.1f} img/s = {ours / theirs:.2f}x")

@@ -94,9 +94,13 @@ pub fn demo(
     let budget_images = (rate * minutes * 60.0 * 0.9) as usize;
     // A budget that covers one epoch trains at least MIN_EPOCHS, so that a machine a little
     // slower than the one the default budget was sized on (or busy) still reaches 80%.
-    let (epochs, limit) = if budget_images >= train_set.len() {
+    // Each epoch also validates on the test images and re-estimates batch-norm statistics:
+    // counted at the training rate, which over-estimates those forward-only passes a little.
+    let recalibration = TrainConfig::new(kind, data_dir.to_path_buf()).bn_recalibration;
+    let epoch_cost = train_set.len() + test_set.len() + recalibration;
+    let (epochs, limit) = if budget_images >= epoch_cost {
         (
-            (budget_images / train_set.len()).clamp(MIN_EPOCHS, 30),
+            (budget_images / epoch_cost).clamp(MIN_EPOCHS, 30),
             None,
         )
     } else {
