@@ -5,7 +5,7 @@
 #   scripts/gpu-bench.sh [BATCH] [STEPS]        (defaults: 128, 10)
 # On a fresh machine it installs what is missing (Rust's release build of the trainer with the
 # `vulkan` and `cuda` features; `pip install torch numpy` for the peer), which needs network
-# access; set MOGNET_TRAIN to a prebuilt binary (built with those features) and have torch
+# access (the CUDA backend's build script downloads an LLVM bundle); set MOGNET_TRAIN to a prebuilt binary (built with those features) and have torch
 # installed to skip both. Needs an NVIDIA driver (nvidia-smi) and, for the Vulkan rows, the
 # NVIDIA Vulkan ICD.
 set -uo pipefail
