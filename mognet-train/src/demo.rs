@@ -99,10 +99,7 @@ pub fn demo(
     let recalibration = TrainConfig::new(kind, data_dir.to_path_buf()).bn_recalibration;
     let epoch_cost = train_set.len() + test_set.len() + recalibration;
     let (epochs, limit) = if budget_images >= epoch_cost {
-        (
-            (budget_images / epoch_cost).clamp(MIN_EPOCHS, 30),
-            None,
-        )
+        ((budget_images / epoch_cost).clamp(MIN_EPOCHS, 30), None)
     } else {
         (1, Some((budget_images / batch).max(2) * batch))
     };

@@ -44,7 +44,7 @@ pub struct BatchStats {
 
 impl Planes {
     /// Elements in all.
-    pub fn len(&self) -> usize {
+    pub fn elements(&self) -> usize {
         self.batch * self.channels * self.plane
     }
 
@@ -163,7 +163,7 @@ pub fn forward(
     beta: &[f32],
     p: BnQReluParams,
 ) -> (Vec<f32>, BatchStats) {
-    assert_eq!(acc.len(), planes.len());
+    assert_eq!(acc.len(), planes.elements());
     assert!(gamma.len() == planes.channels && beta.len() == planes.channels);
     let moments: Vec<(f32, f32)> = (0..planes.channels)
         .into_par_iter()
@@ -213,7 +213,7 @@ pub fn backward(
     grad: &[f32],
     p: BnQReluParams,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    assert!(acc.len() == planes.len() && grad.len() == planes.len());
+    assert!(acc.len() == planes.elements() && grad.len() == planes.elements());
     let coefficients = affine(stats, gamma, beta, p);
     let channels: Vec<ChannelGrad> = (0..planes.channels)
         .map(|c| ChannelGrad {

@@ -91,7 +91,11 @@ impl ConvGeometry {
 
     /// Checks what the kernels assume (programming errors if broken).
     fn check(&self, lens: [usize; 3]) {
-        assert!(self.groups > 0 && self.c_in % self.groups == 0 && self.c_out % self.groups == 0);
+        assert!(
+            self.groups > 0
+                && self.c_in.is_multiple_of(self.groups)
+                && self.c_out.is_multiple_of(self.groups)
+        );
         assert!(self.kernel > 0 && self.stride > 0);
         assert!(
             self.h + 2 * self.padding >= self.kernel && self.w + 2 * self.padding >= self.kernel

@@ -24,7 +24,7 @@ fn residual(x: f32, f: f32, average: bool) -> f32 {
 /// # Panics
 /// If the slice lengths do not match `planes` (programming errors).
 pub fn forward(planes: &Planes, x: &[f32], f: &[f32], gate: &[f32], average: bool) -> Vec<f32> {
-    assert!(x.len() == planes.len() && f.len() == planes.len());
+    assert!(x.len() == planes.elements() && f.len() == planes.elements());
     assert_eq!(gate.len(), planes.batch * planes.channels);
     let mut y = zeroed(x.len());
     y.par_chunks_mut(planes.plane)
@@ -51,7 +51,11 @@ pub fn backward(
     grad: &[f32],
     average: bool,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    assert!(x.len() == planes.len() && f.len() == planes.len() && grad.len() == planes.len());
+    assert!(
+        x.len() == planes.elements()
+            && f.len() == planes.elements()
+            && grad.len() == planes.elements()
+    );
     assert_eq!(gate.len(), planes.batch * planes.channels);
     // The residual's share of its gradient for x and for f.
     let (x_share, f_share) = if average { (0.5, 0.5) } else { (1.0, 0.0) };

@@ -218,7 +218,7 @@ mod bn_qrelu {
                     .zip(&composed[0])
                     .all(|(a, b)| (a - b).abs() <= 1.0)
             );
-            assert!(fused[0].iter().any(|c| *c == 0.0) && fused[0].iter().any(|c| *c == 7.0));
+            assert!(fused[0].contains(&0.0) && fused[0].contains(&7.0));
             for (k, name) in [
                 (1, "acc grad"),
                 (2, "gamma grad"),
