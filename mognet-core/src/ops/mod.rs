@@ -1,14 +1,15 @@
-//! mognet's own Burn operations (a backend extension, Burn's `extension` feature).
+//! mognet's own Burn operations (backend extensions, Burn's `extension` feature), each a trait
+//! whose default body composes Burn operations as the layers did before (the reference, and what
+//! WGPU and ndarray run), with CPU kernels for Flex and a backward pass of its own under autodiff:
 //!
-//! [`TernaryConvBackend::ternary_conv2d`] is the bias-free grouped convolution of every
-//! quantized layer. Its default body, and so its behaviour on WGPU and ndarray, is Burn's own
-//! `conv2d` and the gradients Burn derives for it: that composition is the reference. On Flex it
-//! runs mognet's CPU kernels ([`conv_cpu`]), and under autodiff its backward pass calls the
-//! backend's two gradient kernels directly instead of Burn's generic grouped-gradient loop.
+//! - [`TernaryConvBackend::ternary_conv2d`], the bias-free grouped convolution of every quantized
+//!   layer ([`conv_cpu`]): forward bit-identical to Burn's `conv2d` on mognet's inputs (integer
+//!   activations times ternary codes: every partial sum is an exact integer in `f32` while it
+//!   stays below 2^24), gradients within `f32` rounding;
+//! - [`bn_qrelu::BnQReluBackend`], training-mode batch norm + QReLU ([`bn_qrelu_cpu`]);
+//! - [`mrb_mux::MrbMuxBackend`], the MRB's multiplexer ([`mrb_mux_cpu`]).
 //!
-//! The forward result is bit-identical to the reference on mognet's inputs (integer activations
-//! times ternary codes: every partial sum is an exact integer in `f32` while it stays below 2^24);
-//! the gradients agree within `f32` rounding (tested below).
+//! `tests.rs` holds each against its reference.
 
 pub mod bn_qrelu;
 mod bn_qrelu_autodiff;
