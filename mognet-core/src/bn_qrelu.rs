@@ -58,8 +58,6 @@ pub fn bn_is_training(bn: &BatchNorm, device: &Device) -> bool {
     device.is_autodiff() && bn.training.is_enabled()
 }
 
-/// The eval-mode affine of a batch norm applied to `scale * acc`: `(gamma', beta')` with
-/// `BN(scale * acc) = acc * gamma' + beta'`, each `[channels]`.
 /// Moves `bn`'s running statistics toward a batch's, as Burn's `BatchNorm` does in training:
 /// `running = (1 - momentum) * running + momentum * batch` (biased batch variance).
 pub fn update_running_stats(bn: &BatchNorm, mean: Tensor<1>, var: Tensor<1>) {
@@ -78,6 +76,8 @@ pub fn update_running_stats(bn: &BatchNorm, mean: Tensor<1>, var: Tensor<1>) {
         .update(blend(bn.running_var.value_sync(), var));
 }
 
+/// The eval-mode affine of a batch norm applied to `scale * acc`: `(gamma', beta')` with
+/// `BN(scale * acc) = acc * gamma' + beta'`, each `[channels]`.
 pub fn bn_affine(bn: &BatchNorm, scale: Tensor<1>) -> (Tensor<1>, Tensor<1>) {
     let device = scale.device();
     let mean = bn.running_mean.value().to_device(&device);

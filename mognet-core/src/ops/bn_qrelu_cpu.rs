@@ -59,13 +59,23 @@ impl Planes {
     }
 }
 
-/// Per-channel `z = y * a[c] + b[c]` coefficients.
-fn affine(stats: &BatchStats, gamma: &[f32], beta: &[f32], p: BnQReluParams) -> Vec<(f32, f32)> {
+/// Each channel's affine `z = y * a + b` and the statistics it came from.
+fn channel_affines(
+    stats: &BatchStats,
+    gamma: &[f32],
+    beta: &[f32],
+    p: BnQReluParams,
+) -> Vec<ChannelAffine> {
     (0..gamma.len())
         .map(|c| {
             let inv_std = 1.0 / (stats.var[c] + p.epsilon).sqrt();
             let a = gamma[c] * inv_std;
-            (a, beta[c] - stats.mean[c] * a)
+            ChannelAffine {
+                a,
+                b: beta[c] - stats.mean[c] * a,
+                mean: stats.mean[c],
+                inv_std,
+            }
         })
         .collect()
 }
@@ -96,9 +106,9 @@ fn moments(plane: &[f32], scale: f32) -> (f64, f64) {
     (sum, square)
 }
 
-/// One channel's constants in the backward pass.
+/// One channel's batch-norm constants.
 #[derive(Debug, Clone, Copy)]
-struct ChannelGrad {
+struct ChannelAffine {
     /// `z = y * a + b`.
     a: f32,
     b: f32,
@@ -106,7 +116,7 @@ struct ChannelGrad {
     inv_std: f32,
 }
 
-impl ChannelGrad {
+impl ChannelAffine {
     /// The straight-through gradient reaching `z` (`levels` inside `[0, 1]`, else 0) and the
     /// normalized input, for accumulator `v` and code gradient `g`.
     #[inline]
@@ -183,14 +193,14 @@ pub fn forward(
         mean: moments.iter().map(|m| m.0).collect(),
         var: moments.iter().map(|m| m.1).collect(),
     };
-    let coefficients = affine(&stats, gamma, beta, p);
+    let channels = channel_affines(&stats, gamma, beta, p);
     let mut codes = zeroed(acc.len());
     codes
         .par_chunks_mut(planes.plane)
         .zip(acc.par_chunks(planes.plane))
         .enumerate()
         .for_each(|(i, (out, input))| {
-            let (a, b) = coefficients[i % planes.channels];
+            let ChannelAffine { a, b, .. } = channels[i % planes.channels];
             for (o, &v) in out.iter_mut().zip(input) {
                 let z = v * p.scale * a + b;
                 *o = code(z * p.levels + 0.5, p.levels);
@@ -214,15 +224,7 @@ pub fn backward(
     p: BnQReluParams,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     assert!(acc.len() == planes.elements() && grad.len() == planes.elements());
-    let coefficients = affine(stats, gamma, beta, p);
-    let channels: Vec<ChannelGrad> = (0..planes.channels)
-        .map(|c| ChannelGrad {
-            a: coefficients[c].0,
-            b: coefficients[c].1,
-            mean: stats.mean[c],
-            inv_std: 1.0 / (stats.var[c] + p.epsilon).sqrt(),
-        })
-        .collect();
+    let channels = channel_affines(stats, gamma, beta, p);
     let sums: Vec<(f32, f32)> = (0..planes.channels)
         .into_par_iter()
         .map(|c| {

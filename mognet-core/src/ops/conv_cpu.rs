@@ -7,9 +7,8 @@
 
 use rayon::prelude::*;
 
-use super::zeroed::zeroed;
-
 use super::matmul::{MatRef, matmul};
+use super::zeroed::zeroed;
 
 /// Images per task of the weight gradient: a fixed count, so that the order of the partial sums,
 /// and so the bits of the result, do not depend on the number of threads.
@@ -246,6 +245,14 @@ impl ConvGeometry {
         )
     }
 
+    /// Group `g`'s channels of one image's input, `c_in_group x plane_in`: the im2col matrix of a
+    /// pointwise convolution.
+    fn group_in<'a>(&self, image: &'a [f32], g: usize) -> MatRef<'a> {
+        let rows = self.c_in_group();
+        let plane = self.plane_in();
+        MatRef::rows(&image[g * rows * plane..][..rows * plane], rows, plane)
+    }
+
     /// Group `g`'s channels of one image's output (or output gradient), `c_out_group x plane_out`.
     fn group_out<'a>(&self, out: &'a [f32], g: usize) -> MatRef<'a> {
         let rows = self.c_out_group();
@@ -333,8 +340,7 @@ pub fn forward(geo: &ConvGeometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
                 for g in 0..geo.groups {
                     let dst = &mut out[g * cog * plane..][..cog * plane];
                     let rhs = if geo.is_pointwise() {
-                        let rows = geo.c_in_group();
-                        MatRef::rows(&image[g * rows * plane..][..rows * plane], rows, plane)
+                        geo.group_in(image, g)
                     } else {
                         geo.im2col(image, g, col);
                         MatRef::rows(col, geo.patch(), plane)
@@ -398,8 +404,7 @@ pub fn weight_backward(geo: &ConvGeometry, x: &[f32], grad: &[f32]) -> Vec<f32> 
                     let rows = geo.c_out_group();
                     let dst = &mut gw[g * rows * patch..][..rows * patch];
                     let cols = if geo.is_pointwise() {
-                        let r = geo.c_in_group();
-                        MatRef::rows(&image[g * r * plane..][..r * plane], r, plane)
+                        geo.group_in(image, g)
                     } else {
                         geo.im2col(image, g, &mut col);
                         MatRef::rows(&col, patch, plane)
