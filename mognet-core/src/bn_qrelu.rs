@@ -110,8 +110,7 @@ impl BnQRelu {
     pub fn forward(&self, acc: Tensor<4>, scale: Tensor<1>) -> Tensor<4> {
         if bn_is_training(&self.bn, &acc.device()) {
             if ops::reference_kernels() {
-                let z = self.bn.forward(acc * scale.reshape([1, 1, 1, 1]));
-                return self.qrelu.forward(z);
+                return self.forward_reference(acc, scale);
             }
             let (codes, mean, var) = ops::bn_qrelu::bn_qrelu_train(
                 acc,
@@ -129,6 +128,26 @@ impl BnQRelu {
             let u = acc * a.reshape([1, c, 1, 1]) + b.reshape([1, c, 1, 1]);
             self.qrelu.codes_from_shifted(u)
         }
+    }
+}
+
+impl BnQRelu {
+    /// The training forward in composed Burn operations ([`ops::bn_qrelu::reference_train`]),
+    /// which the fused operation reproduces; updates the running statistics too.
+    ///
+    /// # Shapes
+    /// - `acc`: `[batch, channels, h, w]` integer-valued accumulators; `scale`: `[1]`
+    /// - output: `[batch, channels, h, w]` codes in `0..=Q`
+    pub fn forward_reference(&self, acc: Tensor<4>, scale: Tensor<1>) -> Tensor<4> {
+        let (z, mean, var) = ops::bn_qrelu::reference_train(
+            acc,
+            scale,
+            self.bn.gamma.val(),
+            self.bn.beta.val(),
+            self.bn.epsilon,
+        );
+        update_running_stats(&self.bn, mean, var);
+        self.qrelu.forward(z)
     }
 }
 

@@ -2,9 +2,10 @@
 //! the batch statistics and one for the codes, and two for the backward pass, in place of the
 //! dozen element-wise passes (and their autodiff records) of the composed layers.
 //!
-//! `y = scale * acc`; per channel `mean`, biased `var` of `y` (accumulated in `f64`);
-//! `z = y * a + b` with `a = gamma / sqrt(var + eps)`, `b = beta - mean * a`; the codes are
-//! `clamp(floor(q z + 0.5), 0, q)`. The straight-through gradient of a code is `q` where
+//! The forward pass computes [`super::bn_qrelu`]'s reference operations in the same order: exact
+//! `f64` sums of the integer accumulators for the statistics of `y = scale * acc`,
+//! `z = y * a + b` with `a = gamma * (1 / sqrt(var + eps))`, `b = beta - mean * a`, and the codes
+//! `clamp(floor(q z + 0.5), 0, q)`, so its codes and statistics are the reference's, bit for bit. The straight-through gradient of a code is `q` where
 //! `0 <= z <= 1`, 0 elsewhere; behind it is batch norm's exact gradient.
 
 use rayon::prelude::*;
@@ -80,30 +81,44 @@ fn channel_affines(
         .collect()
 }
 
-/// Lanes of the per-plane partial sums: independent `f32` accumulators the compiler keeps in
-/// vector registers; each plane's lanes are then added in `f64`.
+/// Lanes of the per-plane moments: independent `f64` accumulators the compiler keeps in vector
+/// registers.
+const MOMENT_LANES: usize = 8;
+
+/// Lanes of the backward pass's per-plane partial sums (`f32`, each plane's lanes then added in
+/// `f64`).
 const LANES: usize = 16;
 
-/// `(sum, sum of squares)` of `scale * v` over one plane.
-fn moments(plane: &[f32], scale: f32) -> (f64, f64) {
-    let (mut sums, mut squares) = ([0.0f32; LANES], [0.0f32; LANES]);
-    let chunks = plane.chunks_exact(LANES);
+/// `(sum, sum of squares)` of one plane of accumulators, in `f64`: exact for integers (each
+/// square has at most 48 significant bits), so the order of the additions does not matter.
+fn moments(plane: &[f32]) -> (f64, f64) {
+    let (mut sums, mut squares) = ([0.0f64; MOMENT_LANES], [0.0f64; MOMENT_LANES]);
+    let chunks = plane.chunks_exact(MOMENT_LANES);
     let rest = chunks.remainder();
     for chunk in chunks {
-        for j in 0..LANES {
-            let y = chunk[j] * scale;
-            sums[j] += y;
-            squares[j] += y * y;
+        for j in 0..MOMENT_LANES {
+            let v = chunk[j] as f64;
+            sums[j] += v;
+            squares[j] += v * v;
         }
     }
-    let mut sum: f64 = sums.iter().map(|&v| v as f64).sum();
-    let mut square: f64 = squares.iter().map(|&v| v as f64).sum();
+    let mut sum: f64 = sums.iter().sum();
+    let mut square: f64 = squares.iter().sum();
     for &v in rest {
-        let y = (v * scale) as f64;
-        sum += y;
-        square += y * y;
+        let v = v as f64;
+        sum += v;
+        square += v * v;
     }
     (sum, square)
+}
+
+/// The statistics of `scale * acc` from a channel's exact sums, in the reference's operations:
+/// `mean = (s1 / n) * scale`, `var = max(s2 / n - (s1 / n)^2, 0) * scale * scale`.
+fn statistics(sum: f64, squares: f64, count: f64, scale: f32) -> (f32, f32) {
+    let scale = scale as f64;
+    let mean = sum / count;
+    let var = (squares / count - mean * mean).max(0.0);
+    ((mean * scale) as f32, (var * scale * scale) as f32)
 }
 
 /// One channel's batch-norm constants.
@@ -117,18 +132,23 @@ struct ChannelAffine {
 }
 
 impl ChannelAffine {
+    /// The normalized pre-activation of accumulator `v`: `(v * scale) * a + b`.
+    #[inline]
+    fn z(&self, v: f32, p: &BnQReluParams) -> f32 {
+        v * p.scale * self.a + self.b
+    }
+
     /// The straight-through gradient reaching `z` (`levels` inside `[0, 1]`, else 0) and the
     /// normalized input, for accumulator `v` and code gradient `g`.
     #[inline]
     fn at(&self, v: f32, g: f32, p: &BnQReluParams) -> (f32, f32) {
-        let y = v * p.scale;
-        let z = y * self.a + self.b;
+        let z = self.z(v, p);
         let gz = if (0.0..=1.0).contains(&z) {
             g * p.levels
         } else {
             0.0
         };
-        (gz, (y - self.mean) * self.inv_std)
+        (gz, (v * p.scale - self.mean) * self.inv_std)
     }
 
     /// `(sum gz, sum gz * normalized)` over one plane.
@@ -180,13 +200,11 @@ pub fn forward(
         .map(|c| {
             let (mut sum, mut squares) = (0.0f64, 0.0f64);
             for plane in planes.channel(acc, c) {
-                let (s, q) = moments(plane, p.scale);
+                let (s, q) = moments(plane);
                 sum += s;
                 squares += q;
             }
-            let mean = sum / planes.count();
-            let var = (squares / planes.count() - mean * mean).max(0.0);
-            (mean as f32, var as f32)
+            statistics(sum, squares, planes.count(), p.scale)
         })
         .collect();
     let stats = BatchStats {
@@ -194,19 +212,44 @@ pub fn forward(
         var: moments.iter().map(|m| m.1).collect(),
     };
     let channels = channel_affines(&stats, gamma, beta, p);
-    let mut codes = zeroed(acc.len());
-    codes
-        .par_chunks_mut(planes.plane)
+    let codes = map_channels(planes, acc, &channels, |ch, v| {
+        code(ch.z(v, &p) * p.levels + 0.5, p.levels)
+    });
+    (codes, stats)
+}
+
+/// `f(channel's affine, v)` for every accumulator `v`.
+fn map_channels(
+    planes: &Planes,
+    acc: &[f32],
+    channels: &[ChannelAffine],
+    f: impl Fn(&ChannelAffine, f32) -> f32 + Sync,
+) -> Vec<f32> {
+    let mut out = zeroed(acc.len());
+    out.par_chunks_mut(planes.plane)
         .zip(acc.par_chunks(planes.plane))
         .enumerate()
         .for_each(|(i, (out, input))| {
-            let ChannelAffine { a, b, .. } = channels[i % planes.channels];
+            let channel = &channels[i % planes.channels];
             for (o, &v) in out.iter_mut().zip(input) {
-                let z = v * p.scale * a + b;
-                *o = code(z * p.levels + 0.5, p.levels);
+                *o = f(channel, v);
             }
         });
-    (codes, stats)
+    out
+}
+
+/// The pre-activations `z` the forward pass quantizes, for tests against the reference's.
+#[cfg(test)]
+pub fn pre_activations(
+    planes: &Planes,
+    acc: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    stats: &BatchStats,
+    p: BnQReluParams,
+) -> Vec<f32> {
+    let channels = channel_affines(stats, gamma, beta, p);
+    map_channels(planes, acc, &channels, |ch, v| ch.z(v, &p))
 }
 
 /// Gradients of the codes' loss for `acc`, `gamma` and `beta`, given the codes' gradient `grad`

@@ -144,13 +144,24 @@ mod bn_qrelu {
 
     use crate::bn_qrelu::{BnQRelu, BnQReluConfig};
 
+    /// How the layer is computed.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Path {
+        /// The fused operation.
+        Fused,
+        /// The composed reference (`forward_reference`).
+        Reference,
+        /// Burn's `BatchNorm` module, then QReLU: the layer before the fused operation.
+        BurnBatchNorm,
+    }
+
     /// Codes, running mean and variance, and the gradients for acc, gamma
     /// and beta of `sum(r * codes)`, through the layer on `device`.
     fn run(
         acc: &[f32],
         r: &[f32],
         shape: [usize; 4],
-        reference: bool,
+        path: Path,
         device: &Device,
     ) -> Vec<Vec<f32>> {
         let device = device.clone().autodiff();
@@ -160,20 +171,23 @@ mod bn_qrelu {
             Tensor::<4>::from_data(TensorData::new(acc.to_vec(), shape), &device).require_grad();
         let r_t = Tensor::<4>::from_data(TensorData::new(r.to_vec(), shape), &device);
         let scale = Tensor::<1>::from_data(TensorData::from([0.05f32]), &device);
-        let codes = if reference {
-            // The layer as it was composed before the fused operation.
-            let z = layer
-                .bn
-                .forward(acc_t.clone() * scale.reshape([1, 1, 1, 1]));
-            layer.qrelu.forward(z)
-        } else {
-            layer.forward(acc_t.clone(), scale)
+        let codes = match path {
+            Path::Fused => layer.forward(acc_t.clone(), scale),
+            Path::Reference => layer.forward_reference(acc_t.clone(), scale),
+            Path::BurnBatchNorm => {
+                let z = layer
+                    .bn
+                    .forward(acc_t.clone() * scale.reshape([1, 1, 1, 1]));
+                layer.qrelu.forward(z)
+            }
         };
         let grads = (codes.clone() * r_t).sum().backward();
         let stats = &layer.bn; // running statistics after the step
         let v = |t: Tensor<1>| t.into_data().try_into_vec_as::<f32>().unwrap();
         vec![
             codes.into_data().try_into_vec_as::<f32>().unwrap(),
+            v(stats.running_mean.value_sync()),
+            v(stats.running_var.value_sync()),
             acc_t
                 .grad(&grads)
                 .unwrap()
@@ -182,56 +196,155 @@ mod bn_qrelu {
                 .unwrap(),
             v(layer.bn.gamma.grad(&grads).unwrap()),
             v(layer.bn.beta.grad(&grads).unwrap()),
-            v(stats.running_mean.value_sync()),
-            v(stats.running_var.value_sync()),
         ]
     }
 
-    /// The fused layer against the composed one (Burn's batch norm, then QReLU). The two compute
-    /// the batch statistics in different orders, so a code may differ by one where `7 z + 0.5`
-    /// lies within 1e-4 of an integer; nowhere else.
-    #[test]
-    fn fused_layer_matches_the_composed_layers() {
-        let shape = [6, 5, 7, 6];
+    /// Integer accumulators (a channel-dependent offset, so that the channels' statistics
+    /// differ) and a random code gradient.
+    fn inputs(shape: [usize; 4]) -> (Vec<f32>, Vec<f32>) {
         let n: usize = shape.iter().product();
         let mut rng = SplitMix64::new(5);
-        let acc: Vec<f32> = (0..n)
+        let acc = (0..n)
             .map(|i| (rng.next_u64() % 61) as f32 - 20.0 + (i % 5) as f32 * 3.0)
             .collect();
-        let r: Vec<f32> = (0..n)
+        let r = (0..n)
             .map(|_| (rng.next_u64() % 2001) as f32 / 1000.0 - 1.0)
             .collect();
-        let composed = run(&acc, &r, shape, true, &Device::flex());
-        // On ndarray the operation runs its default body, the backend-level composition.
-        #[allow(deprecated)]
-        for device in [Device::flex(), Device::ndarray()] {
-            let fused = run(&acc, &r, shape, false, &device);
-            let diff = fused[0]
-                .iter()
-                .zip(&composed[0])
-                .filter(|(a, b)| a != b)
-                .count();
-            assert!(diff * 1000 <= n, "{diff} of {n} codes differ");
-            assert!(
-                fused[0]
-                    .iter()
-                    .zip(&composed[0])
-                    .all(|(a, b)| (a - b).abs() <= 1.0)
-            );
-            assert!(fused[0].contains(&0.0) && fused[0].contains(&7.0));
-            for (k, name) in [
-                (1, "acc grad"),
-                (2, "gamma grad"),
-                (3, "beta grad"),
-                (4, "running mean"),
-                (5, "running var"),
-            ] {
-                let scale = composed[k].iter().fold(1e-3f32, |m, v| m.max(v.abs()));
-                for (i, (a, b)) in fused[k].iter().zip(&composed[k]).enumerate() {
-                    assert!((a - b).abs() <= 1e-4 * scale, "{name}[{i}]: {a} vs {b}");
-                }
+        (acc, r)
+    }
+
+    /// Gradients within 1e-4 of the largest magnitude.
+    fn assert_gradients_close(got: &[Vec<f32>], want: &[Vec<f32>]) {
+        for (k, name) in [(3, "acc grad"), (4, "gamma grad"), (5, "beta grad")] {
+            let scale = want[k].iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+            for (i, (a, b)) in got[k].iter().zip(&want[k]).enumerate() {
+                assert!((a - b).abs() <= 1e-4 * scale, "{name}[{i}]: {a} vs {b}");
             }
         }
+    }
+
+    /// The fused operation against the composed reference: codes and running statistics bit for
+    /// bit, gradients within tolerance; on Flex (mognet's kernels) and ndarray (the trait's
+    /// default body, in Burn operations).
+    #[test]
+    fn fused_layer_matches_the_composed_reference() {
+        let shape = [6, 5, 7, 6];
+        let (acc, r) = inputs(shape);
+        let reference = run(&acc, &r, shape, Path::Reference, &Device::flex());
+        assert!(reference[0].contains(&0.0) && reference[0].contains(&7.0));
+        #[allow(deprecated)]
+        for device in [Device::flex(), Device::ndarray()] {
+            let fused = run(&acc, &r, shape, Path::Fused, &device);
+            assert_eq!(fused[0], reference[0], "codes on {device:?}");
+            assert_eq!(fused[1], reference[1], "running mean on {device:?}");
+            assert_eq!(fused[2], reference[2], "running variance on {device:?}");
+            assert_gradients_close(&fused, &reference);
+        }
+    }
+
+    /// The kernel's statistics and pre-activations `z` (before the coarse rounding to codes)
+    /// against the reference's Burn operations on Flex, bit for bit, with random gamma and beta
+    /// and a large integer range.
+    #[test]
+    fn kernel_statistics_and_pre_activations_are_the_references() {
+        use burn::backend::Flex;
+        use burn::backend::flex::FlexTensor;
+
+        use crate::ops::bn_qrelu::{
+            reference_affine, reference_pre_activation, reference_statistics,
+        };
+        use crate::ops::bn_qrelu_cpu::{self, BnQReluParams, Planes};
+
+        let shape = [8, 16, 9, 9];
+        let n: usize = shape.iter().product();
+        let mut rng = SplitMix64::new(11);
+        let mut uniform =
+            |lo: f32, hi: f32| lo + (hi - lo) * (rng.next_u64() % 1_000_001) as f32 / 1e6;
+        let acc: Vec<f32> = (0..n)
+            .map(|i| (uniform(-900.0, 900.0) + (i % 7) as f32 * 40.0).floor())
+            .collect();
+        let gamma: Vec<f32> = (0..shape[1]).map(|_| uniform(0.2, 2.0)).collect();
+        let beta: Vec<f32> = (0..shape[1]).map(|_| uniform(-0.5, 0.8)).collect();
+        let p = BnQReluParams {
+            scale: 0.0123,
+            epsilon: 1e-5,
+            levels: 7.0,
+        };
+        let planes = Planes {
+            batch: shape[0],
+            channels: shape[1],
+            plane: shape[2] * shape[3],
+        };
+
+        let (_, stats) = bn_qrelu_cpu::forward(&planes, &acc, &gamma, &beta, p);
+        let z = bn_qrelu_cpu::pre_activations(&planes, &acc, &gamma, &beta, &stats, p);
+
+        let t = |v: &[f32], dims: &[usize]| {
+            FlexTensor::from_data(TensorData::new(v.to_vec(), dims.to_vec()))
+        };
+        let host = |t: FlexTensor| t.into_data().to_vec::<f32>().unwrap();
+        let (acc_t, scale_t) = (t(&acc, &shape), t(&[p.scale], &[1]));
+        let (mean, var) = reference_statistics::<Flex>(acc_t.clone(), scale_t.clone());
+        assert_eq!(host(mean.clone()), stats.mean);
+        assert_eq!(host(var.clone()), stats.var);
+        let (gamma_t, beta_t) = (t(&gamma, &[shape[1]]), t(&beta, &[shape[1]]));
+        let (a, b) = reference_affine::<Flex>(mean, var, gamma_t, beta_t, 1e-5);
+        let want = host(reference_pre_activation::<Flex>(acc_t, scale_t, a, b));
+        let differ = z
+            .iter()
+            .zip(&want)
+            .filter(|(x, y)| x.to_bits() != y.to_bits())
+            .count();
+        assert_eq!(differ, 0, "{differ} of {n} pre-activations differ");
+        assert!(z.iter().any(|&v| v < 0.0) && z.iter().any(|&v| v > 1.0));
+    }
+
+    /// The statistics are exact sums, so the fused forward gives the same bits on any number of
+    /// threads (a shape large enough to be split across them).
+    #[test]
+    fn fused_forward_does_not_depend_on_the_thread_count() {
+        let shape = [16, 24, 12, 12];
+        let (acc, r) = inputs(shape);
+        let forward = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| run(&acc, &r, shape, Path::Fused, &Device::flex()))
+        };
+        assert_eq!(forward(1), forward(3));
+    }
+
+    /// The reference is batch norm: against Burn's `BatchNorm` module (whose `f32` statistics are
+    /// summed in another order and normalize as `(y - mean) / std * gamma + beta`), a code may
+    /// differ by one where `7 z + 0.5` lies within rounding of an integer; nowhere else.
+    #[test]
+    fn composed_reference_is_burns_batch_norm_within_rounding() {
+        let shape = [6, 5, 7, 6];
+        let n: usize = shape.iter().product();
+        let (acc, r) = inputs(shape);
+        let reference = run(&acc, &r, shape, Path::Reference, &Device::flex());
+        let burn = run(&acc, &r, shape, Path::BurnBatchNorm, &Device::flex());
+        let differ = reference[0].iter().zip(&burn[0]).filter(|(a, b)| a != b);
+        assert!(
+            differ.clone().count() * 1000 <= n,
+            "{} of {n} codes differ",
+            differ.count()
+        );
+        let close = reference[0]
+            .iter()
+            .zip(&burn[0])
+            .all(|(a, b)| (a - b).abs() <= 1.0);
+        assert!(close);
+        for k in [1, 2] {
+            for (a, b) in reference[k].iter().zip(&burn[k]) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                    "statistic {k}: {a} vs {b}"
+                );
+            }
+        }
+        assert_gradients_close(&reference, &burn);
     }
 }
 
