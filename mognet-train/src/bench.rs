@@ -14,7 +14,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use mognet_core::{MognetConfig, SplitMix64};
 
 use crate::data::{Augment, AugmentedSet, ImageBatcher, ImageSet};
-use crate::train::run::spawn_batches;
+use crate::train::batches::spawn_batches;
 
 /// Median of a sample (0 for an empty one).
 pub fn median(mut v: Vec<f64>) -> f64 {

@@ -1,11 +1,16 @@
-//! Training: configuration, learning-rate schedules, checkpoints and the loop.
+//! Training: configuration, learning-rate schedules, checkpoints, the input pipeline, metrics
+//! and the loop.
 
+pub mod batches;
 pub mod checkpoint;
 pub mod config;
+pub mod metrics;
 pub mod run;
 pub mod schedule;
+mod session;
 
 pub use checkpoint::CheckpointError;
 pub use config::{OptimizerKind, RunConfig, TrainConfig};
-pub use run::{EpochMetrics, TrainError, TrainOutcome, train};
+pub use metrics::EpochMetrics;
+pub use run::{TrainError, TrainOutcome, train};
 pub use schedule::Schedule;

@@ -1,0 +1,517 @@
+//! One call of the training loop: what it carries from epoch to epoch, and each part of an
+//! epoch as a method: [`Session::train_epoch`] (the batches, with mid-epoch checkpoints),
+//! [`Session::end_epoch`] (batch-norm recalibration, validation, the best model, the epoch's
+//! checkpoint and metrics) and [`Session::stop_after`] (the stop rules).
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use burn::data::dataset::Dataset as _;
+use burn::module::Module;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mognet_core::Mognet;
+
+use crate::data::{AugmentedSet, ImageBatcher, ImageSet, Split};
+use crate::eval::evaluate;
+use crate::train::batches::{epoch_order, spawn_batches};
+use crate::train::checkpoint::{self, EpochProgress, LoopState};
+use crate::train::config::{RunConfig, TrainConfig};
+use crate::train::metrics::{EpochMetrics, LayerOccupancy, append_metrics, truncate_metrics};
+use crate::train::run::{TrainError, load_split, optimizer};
+
+/// Where the loop starts: the model and optimizer, the first epoch to run and how far into it.
+pub(super) struct Start {
+    pub(super) model: Mognet,
+    pub(super) optim: ModuleOptimizer,
+    pub(super) epoch: usize,
+    pub(super) progress: Option<EpochProgress>,
+}
+
+/// Time spent on one epoch, earlier sessions included.
+#[derive(Clone, Copy)]
+pub(super) struct EpochClock {
+    /// Seconds an interrupted session had spent on the epoch.
+    pub(super) earlier: f64,
+    /// When this session started it.
+    pub(super) start: Instant,
+}
+
+impl EpochClock {
+    pub(super) fn seconds(&self) -> f64 {
+        self.earlier + self.start.elapsed().as_secs_f64()
+    }
+}
+
+/// How an epoch's batches ended.
+pub(super) struct EpochPass {
+    pub(super) loss_sum: f64,
+    pub(super) correct: usize,
+    pub(super) seen: usize,
+    /// Learning rate of the last step.
+    pub(super) lr: f64,
+    /// False when the time budget cut the epoch.
+    pub(super) complete: bool,
+    /// Batches done when `stop_after_steps` ended the call within the epoch (just checkpointed).
+    pub(super) stopped_within: Option<usize>,
+    /// Seconds of training in the epoch.
+    pub(super) train_seconds: f64,
+}
+
+/// Why the loop ends after an epoch.
+pub(super) struct Stop {
+    /// Before the run's last epoch (`--resume` continues it).
+    pub(super) early: bool,
+    /// What to tell the user.
+    pub(super) message: Option<String>,
+}
+
+/// One call of [`train`]: the run's fixed parts and the counters the loop carries.
+pub(super) struct Session<'a> {
+    run_dir: &'a Path,
+    pub(super) t: TrainConfig,
+    /// The training device without autodiff, for validation.
+    device: Device,
+    ad: Device,
+    train_set: Arc<ImageSet>,
+    valid_set: ImageSet,
+    batcher: ImageBatcher,
+    ce: CrossEntropyLoss,
+    metrics_path: PathBuf,
+    started: Instant,
+    budget: Option<Duration>,
+    checkpoint_every: Option<Duration>,
+    batch_size: usize,
+    steps_per_epoch: usize,
+    total_steps: usize,
+    warmup: usize,
+    /// Optimizer steps of the run.
+    step: usize,
+    /// Optimizer steps of this call.
+    pub(super) session_steps: usize,
+    pub(super) best_acc: f64,
+    pub(super) best_epoch: usize,
+    /// Wall seconds of earlier calls.
+    wall_before: f64,
+}
+
+impl<'a> Session<'a> {
+    pub(super) fn new(
+        run_dir: &'a Path,
+        run: &RunConfig,
+        device: &Device,
+        started: Instant,
+    ) -> Result<Self, TrainError> {
+        let train_set = Arc::new(load_split(run, Split::Train)?);
+        let valid_set = load_split(run, Split::Test)?;
+        let t = run.train.clone();
+        let ad = device.clone().autodiff();
+        let batch_size = t.batch_size.max(1);
+        let steps_per_epoch = train_set.len().div_ceil(batch_size);
+        let minutes = |m: f64| Duration::from_secs_f64(m * 60.0);
+        Ok(Session {
+            run_dir,
+            device: device.clone(),
+            ce: CrossEntropyLossConfig::new().init(&ad),
+            ad,
+            batcher: ImageBatcher {
+                channels: train_set.channels,
+                size: train_set.size,
+            },
+            train_set,
+            valid_set,
+            metrics_path: run_dir.join("metrics.jsonl"),
+            started,
+            budget: t.time_budget_minutes.map(minutes),
+            checkpoint_every: (t.checkpoint_minutes > 0.0).then(|| minutes(t.checkpoint_minutes)),
+            batch_size,
+            steps_per_epoch,
+            total_steps: steps_per_epoch * t.epochs,
+            warmup: (t.warmup_epochs * steps_per_epoch as f64).round() as usize,
+            step: 0,
+            session_steps: 0,
+            best_acc: -1.0,
+            best_epoch: 0,
+            wall_before: 0.0,
+            t,
+        })
+    }
+
+    /// A fresh model and optimizer, or the run's last checkpoint when `resume`.
+    pub(super) fn start(
+        &mut self,
+        run: &RunConfig,
+        resume: bool,
+        log: &mut dyn FnMut(&str),
+    ) -> Result<Start, TrainError> {
+        let model = run.model.init(&self.ad)?;
+        let optim = optimizer(run);
+        if !resume {
+            let _ = std::fs::remove_file(&self.metrics_path);
+            return Ok(Start {
+                model,
+                optim,
+                epoch: 0,
+                progress: None,
+            });
+        }
+        let loaded = checkpoint::load(&checkpoint::last_dir(self.run_dir)?, model, optim)?;
+        let state = loaded.state;
+        self.step = state.step;
+        self.best_acc = state.best_valid_acc;
+        self.best_epoch = state.best_epoch;
+        // The time the interrupted epoch had run counts toward the run's wall time too.
+        self.wall_before = truncate_metrics(&self.metrics_path, state.epoch)?
+            + state.progress.as_ref().map_or(0.0, |p| p.seconds);
+        let within = match &state.progress {
+            Some(p) => format!(" and {} batches of epoch {}", p.batches, state.epoch + 1),
+            None => String::new(),
+        };
+        log(&format!(
+            "resuming {} after epoch {}{within} (step {}, best valid acc {:.4} at epoch {})",
+            self.run_dir.display(),
+            state.epoch,
+            self.step,
+            self.best_acc,
+            self.best_epoch
+        ));
+        Ok(Start {
+            model: loaded.model,
+            optim: loaded.optim,
+            epoch: state.epoch,
+            progress: state.progress,
+        })
+    }
+
+    /// One optimizer step on a batch: the updated model, the batch's loss and correct
+    /// predictions. A non-finite loss is returned as is, before the step.
+    fn step(
+        &mut self,
+        model: Mognet,
+        optim: &mut ModuleOptimizer,
+        (x, y): (TensorData, TensorData),
+    ) -> (Mognet, f64, f64) {
+        let b = x.shape()[0];
+        let x = Tensor::<4>::from_data(x, &self.ad);
+        let y = Tensor::<1, Int>::from_data(y, &self.ad);
+        let logits = model.forward(x);
+        let ce_loss = self.ce.forward(logits.clone(), y.clone());
+        let loss = if self.t.reg_lambda > 0.0 {
+            ce_loss.clone() + model.regularizer().mul_scalar(self.t.reg_lambda)
+        } else {
+            ce_loss.clone()
+        };
+        let hits = logits.argmax(1).reshape([b]).equal(y).int().sum().float();
+        let stats = Tensor::cat(vec![ce_loss.detach(), hits.detach()], 0)
+            .into_data()
+            .try_into_vec_as::<f64>()
+            .expect("loss and hits are floats");
+        self.step += 1;
+        if !stats[0].is_finite() {
+            return (model, stats[0], stats[1]);
+        }
+        let lr = self.lr();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        (optim.step(lr, model, grads), stats[0], stats[1])
+    }
+
+    /// The learning rate of the step just counted.
+    fn lr(&self) -> f64 {
+        let t = &self.t;
+        t.schedule
+            .lr(t.lr, self.step - 1, self.total_steps, self.warmup)
+    }
+
+    /// The batches of `epoch`, after the `before` ones an interrupted session did; checkpoints
+    /// within the epoch when they are due or when `stop_after_steps` ends the call.
+    pub(super) fn train_epoch(
+        &mut self,
+        epoch: usize,
+        mut model: Mognet,
+        optim: &mut ModuleOptimizer,
+        before: &EpochProgress,
+        clock: EpochClock,
+        log: &mut dyn FnMut(&str),
+    ) -> Result<(Mognet, EpochPass), TrainError> {
+        let n = self.train_set.len();
+        let order = epoch_order(n, self.t.seed, epoch);
+        let order = order[(before.batches * self.batch_size).min(n)..].to_vec();
+        let view = AugmentedSet {
+            set: self.train_set.clone(),
+            augment: self.t.augmentation(),
+            seed: self.t.seed,
+            epoch: epoch as u64,
+        };
+        let (rx, producer) = spawn_batches(view, order, self.batch_size, self.batcher);
+        let pb = bar(n as u64, format!("epoch {}/{}", epoch + 1, self.t.epochs));
+        pb.set_position(before.seen as u64);
+        let mut pass = EpochPass {
+            loss_sum: before.loss_sum,
+            correct: before.correct,
+            seen: before.seen,
+            lr: 0.0,
+            complete: true,
+            stopped_within: None,
+            train_seconds: 0.0,
+        };
+        let mut last_checkpoint = Instant::now();
+        for (batch_index, batch) in (before.batches..).zip(rx.iter()) {
+            if self.budget.is_some_and(|b| self.started.elapsed() >= b) {
+                pass.complete = false;
+                break;
+            }
+            let b = batch.0.shape()[0];
+            let (stepped, loss, hits) = self.step(model, optim, batch);
+            model = stepped;
+            if !loss.is_finite() {
+                drop(rx);
+                let _ = producer.join();
+                pb.abandon();
+                return Err(TrainError::NonFinite {
+                    epoch: epoch + 1,
+                    step: self.step,
+                    batch: batch_index + 1,
+                    loss,
+                });
+            }
+            pass.lr = self.lr();
+            pass.loss_sum += loss * b as f64;
+            pass.correct += hits.round() as usize;
+            pass.seen += b;
+            pb.inc(b as u64);
+            pb.set_message(format!(
+                "loss {:.4} acc {:.4} lr {:.2e}",
+                pass.loss_sum / pass.seen as f64,
+                pass.correct as f64 / pass.seen as f64,
+                pass.lr
+            ));
+            self.session_steps += 1;
+            let stop = self
+                .t
+                .stop_after_steps
+                .is_some_and(|s| self.session_steps >= s);
+            let due = self
+                .checkpoint_every
+                .is_some_and(|every| last_checkpoint.elapsed() >= every);
+            // Within the epoch only: its last batch is followed by the epoch-end checkpoint.
+            if (stop || due) && batch_index + 1 < self.steps_per_epoch {
+                self.checkpoint_within(epoch, batch_index + 1, &model, optim, &pass, clock)?;
+                last_checkpoint = Instant::now();
+                pb.suspend(|| {
+                    log(&format!(
+                        "checkpoint at batch {}/{} of epoch {} (step {})",
+                        batch_index + 1,
+                        self.steps_per_epoch,
+                        epoch + 1,
+                        self.step
+                    ))
+                });
+                if stop {
+                    pass.stopped_within = Some(batch_index + 1);
+                    break;
+                }
+            }
+        }
+        drop(rx);
+        let _ = producer.join();
+        pb.finish_and_clear();
+        pass.train_seconds = clock.seconds();
+        Ok((model, pass))
+    }
+
+    /// A checkpoint after `batches` batches of `epoch`.
+    fn checkpoint_within(
+        &self,
+        epoch: usize,
+        batches: usize,
+        model: &Mognet,
+        optim: &ModuleOptimizer,
+        pass: &EpochPass,
+        clock: EpochClock,
+    ) -> Result<(), TrainError> {
+        let progress = EpochProgress {
+            batches,
+            loss_sum: pass.loss_sum,
+            correct: pass.correct,
+            seen: pass.seen,
+            seconds: clock.seconds(),
+        };
+        let state = LoopState::new(
+            epoch,
+            self.step,
+            self.t.seed,
+            self.best_acc,
+            self.best_epoch,
+        );
+        let state = LoopState {
+            progress: Some(progress),
+            ..state
+        };
+        Ok(checkpoint::save(self.run_dir, model, optim, state)?)
+    }
+
+    /// Re-estimates the batch-norm running averages from the final weights of the epoch (they
+    /// trail weights that moved a lot), deterministically: the first images, no augmentation.
+    fn recalibrate(&self, model: &mut Mognet) {
+        let n = self.t.bn_recalibration.min(self.train_set.len());
+        let bs = self.batch_size;
+        let batches = (0..n).step_by(bs).map(|start| {
+            let items: Vec<_> = (start..(start + bs).min(n))
+                .map(|i| self.train_set.item(i).expect("index within the set"))
+                .collect();
+            Tensor::<4>::from_data(self.batcher.host_data(&items).0, &self.ad)
+        });
+        model.recalibrate_batch_norms(batches);
+    }
+
+    /// Validation and the epoch's metrics.
+    fn validate(
+        &self,
+        epoch: usize,
+        model: &Mognet,
+        pass: &EpochPass,
+        clock: EpochClock,
+    ) -> EpochMetrics {
+        let eval_model = model.valid();
+        let vb = bar(
+            self.valid_set.len() as u64,
+            format!("valid {}/{}", epoch + 1, self.t.epochs),
+        );
+        let batch = self.t.batch_size.max(64);
+        let report = evaluate(&eval_model, &self.valid_set, batch, &self.device, Some(&vb));
+        vb.finish_and_clear();
+        let regularizer = eval_model
+            .regularizer()
+            .into_data()
+            .try_into_vec_as::<f64>()
+            .expect("regularizer is a float")[0];
+        let occupancy = eval_model
+            .occupancy()
+            .into_iter()
+            .map(|(layer, o)| LayerOccupancy {
+                layer,
+                minus: o.minus,
+                zero: o.zero,
+                plus: o.plus,
+            })
+            .collect();
+        EpochMetrics {
+            epoch: epoch + 1,
+            lr: pass.lr,
+            train_loss: pass.loss_sum / pass.seen.max(1) as f64,
+            train_acc: pass.correct as f64 / pass.seen.max(1) as f64,
+            valid_loss: report.loss,
+            valid_acc: report.accuracy(),
+            regularizer,
+            occupancy,
+            gate_on: report.gate_on.clone(),
+            images_per_sec: pass.seen as f64 / pass.train_seconds.max(1e-9),
+            epoch_seconds: clock.seconds(),
+            wall_seconds: self.wall_before + self.started.elapsed().as_secs_f64(),
+            steps: self.step,
+            complete: pass.complete,
+        }
+    }
+
+    /// After the epoch's batches: recalibration, validation, the best model, the epoch's
+    /// checkpoint, its metrics line and its log line.
+    pub(super) fn end_epoch(
+        &mut self,
+        epoch: usize,
+        model: &mut Mognet,
+        optim: &ModuleOptimizer,
+        pass: &EpochPass,
+        clock: EpochClock,
+        log: &mut dyn FnMut(&str),
+    ) -> Result<EpochMetrics, TrainError> {
+        if self.t.bn_recalibration > 0 {
+            self.recalibrate(model);
+        }
+        let metrics = self.validate(epoch, model, pass, clock);
+        if metrics.valid_acc > self.best_acc {
+            self.best_acc = metrics.valid_acc;
+            self.best_epoch = epoch + 1;
+            let crc = checkpoint::save_model(model, &self.run_dir.join("best.bpk"))?;
+            let best = serde_json::json!({ "epoch": self.best_epoch, "valid_acc": self.best_acc, "crc32": crc });
+            checkpoint::write_atomic(&self.run_dir.join("best.json"), best.to_string().as_bytes())?;
+        }
+        let state = LoopState::new(
+            epoch + 1,
+            self.step,
+            self.t.seed,
+            self.best_acc,
+            self.best_epoch,
+        );
+        let state = LoopState {
+            epoch_complete: pass.complete,
+            ..state
+        };
+        checkpoint::save(self.run_dir, model, optim, state)?;
+        append_metrics(&self.metrics_path, &metrics)?;
+        log(&metrics.summary(self.t.epochs));
+        Ok(metrics)
+    }
+
+    /// Whether the loop ends after `epoch`, the `epochs_run`-th of this call, which took
+    /// `took` in this session.
+    pub(super) fn stop_after(
+        &self,
+        epoch: usize,
+        epochs_run: usize,
+        complete: bool,
+        took: Duration,
+    ) -> Option<Stop> {
+        let t = &self.t;
+        let more = epoch + 1 < t.epochs;
+        let steps_reached = t.stop_after_steps.is_some_and(|s| self.session_steps >= s);
+        if (t.stop_after_epochs == Some(epochs_run) || steps_reached) && more {
+            let message = format!(
+                "stopping after {epochs_run} epochs and {} steps as asked; continue with --resume",
+                self.session_steps
+            );
+            return Some(Stop {
+                early: true,
+                message: Some(message),
+            });
+        }
+        // Stop before an epoch that would not fit in what is left of the budget.
+        let over = self
+            .budget
+            .is_some_and(|b| self.started.elapsed() + took > b && more);
+        if !complete || over {
+            let message = more.then(|| {
+                format!(
+                    "time budget reached after epoch {}; continue with --resume",
+                    epoch + 1
+                )
+            });
+            return Some(Stop {
+                early: more,
+                message,
+            });
+        }
+        None
+    }
+}
+
+fn bar(len: u64, prefix: String) -> ProgressBar {
+    let target = if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let pb = ProgressBar::with_draw_target(Some(len), target);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} {msg} ({per_sec}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    pb.set_prefix(prefix);
+    pb
+}
