@@ -574,79 +574,112 @@ fn invalid(what: &str, detail: &str) -> FormatError {
     }
 }
 
-impl IntModel {
-    /// Decodes and validates a model: magic, version, checksum, shapes, every field, and the
-    /// CA (regenerated and checked against the stored CRC). Never panics on bad input, and
-    /// allocates only after checking that the file holds the bytes a size implies.
-    pub fn from_bytes(bytes: &[u8]) -> Result<(IntModel, FileInfo), FormatError> {
-        if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
-            return Err(FormatError::Magic);
-        }
-        if bytes.len() < 12 {
-            return Err(FormatError::Truncated {
-                what: "header".into(),
-                offset: 8,
-                needed: 4,
-                len: bytes.len(),
-            });
-        }
-        let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-        if version != VERSION {
-            return Err(FormatError::Version { found: version });
-        }
-        if bytes.len() < 16 {
-            return Err(FormatError::Truncated {
-                what: "checksum".into(),
-                offset: bytes.len(),
-                needed: 4,
-                len: bytes.len(),
-            });
-        }
-        let (body, tail) = bytes.split_at(bytes.len() - 4);
-        let stored = u32::from_le_bytes(tail.try_into().expect("4 bytes"));
-        let computed = crc32fast::hash(body);
-        if stored != computed {
-            return Err(FormatError::Checksum { stored, computed });
-        }
-        let mut c = Cursor {
-            bytes: body,
-            pos: 10,
-        };
-        let packing = Packing::from_tag(c.u8("packing")?)
-            .ok_or_else(|| invalid("packing", "unknown packing tag"))?;
-        c.u8("reserved")?;
-        let in_channels = c.u16("in_channels")?;
-        let num_classes = c.u16("num_classes")?;
-        let h = c.u16("input height")?;
-        let w = c.u16("input width")?;
-        let bits = c.u8("bits")? as u32;
-        let kernel_size = c.u8("kernel")? as usize;
-        let stem_width = c.u16("stem width")?;
-        let inner_norm = match c.u8("inner_norm")? {
+/// Checks magic, version and checksum; returns the body (the bytes the checksum covers).
+fn check_envelope(bytes: &[u8]) -> Result<&[u8], FormatError> {
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(FormatError::Magic);
+    }
+    if bytes.len() < 12 {
+        return Err(FormatError::Truncated {
+            what: "header".into(),
+            offset: 8,
+            needed: 4,
+            len: bytes.len(),
+        });
+    }
+    let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+    if version != VERSION {
+        return Err(FormatError::Version { found: version });
+    }
+    if bytes.len() < 16 {
+        return Err(FormatError::Truncated {
+            what: "checksum".into(),
+            offset: bytes.len(),
+            needed: 4,
+            len: bytes.len(),
+        });
+    }
+    let (body, tail) = bytes.split_at(bytes.len() - 4);
+    let stored = u32::from_le_bytes(tail.try_into().expect("4 bytes"));
+    let computed = crc32fast::hash(body);
+    if stored != computed {
+        return Err(FormatError::Checksum { stored, computed });
+    }
+    Ok(body)
+}
+
+/// A one-byte code among `choices`.
+fn enum_code<T: Copy>(c: &mut Cursor, what: &str, choices: &[T]) -> Result<T, FormatError> {
+    let v = c.u8(what)?;
+    choices
+        .get(v as usize)
+        .copied()
+        .ok_or_else(|| invalid(what, &format!("code {v}")))
+}
+
+/// Refuses sizes the engine does not take: dimensions above [`MAX_DIM`], and networks whose
+/// worst-case accumulator could overflow the engine's i32.
+fn check_limits(spec: &NetSpec) -> Result<(), FormatError> {
+    let [h, w] = spec.input_size;
+    let dims = [
+        spec.in_channels,
+        spec.num_classes,
+        h,
+        w,
+        spec.stem_width,
+        spec.kernel_size,
+    ]
+    .into_iter()
+    .chain(spec.stages.iter().flat_map(|s| [s.n, s.m, s.blocks]));
+    if let Some(d) = dims.into_iter().find(|&d| d > MAX_DIM) {
+        return Err(invalid(
+            "shape",
+            &format!("dimension {d} exceeds {MAX_DIM}"),
+        ));
+    }
+    if let Some((layer, bound)) = spec
+        .accumulator_bounds()
+        .into_iter()
+        .find(|(_, b)| *b >= i32::MAX as u64)
+    {
+        return Err(invalid(
+            "shape",
+            &format!("{layer}: worst-case accumulator {bound} does not fit i32"),
+        ));
+    }
+    Ok(())
+}
+
+impl<'a> Cursor<'a> {
+    /// The network description after the packing tag, validated against the engine's limits.
+    fn spec(&mut self) -> Result<NetSpec, FormatError> {
+        let in_channels = self.u16("in_channels")?;
+        let num_classes = self.u16("num_classes")?;
+        let h = self.u16("input height")?;
+        let w = self.u16("input width")?;
+        let bits = self.u8("bits")? as u32;
+        let kernel_size = self.u8("kernel")? as usize;
+        let stem_width = self.u16("stem width")?;
+        let inner_norm = match self.u8("inner_norm")? {
             0 => false,
             1 => true,
             v => return Err(invalid("inner_norm", &format!("flag {v}"))),
         };
-        let gate = match c.u8("gate mode")? {
-            0 => GateMode::Tgap,
-            1 => GateMode::Always,
-            2 => GateMode::Never,
-            v => return Err(invalid("gate mode", &format!("code {v}"))),
-        };
-        let mux = match c.u8("mux")? {
-            0 => MuxInputs::Avg,
-            1 => MuxInputs::Skip,
-            v => return Err(invalid("mux", &format!("code {v}"))),
-        };
-        let n_stages = c.u8("stage count")? as usize;
+        let gate = enum_code(
+            self,
+            "gate mode",
+            &[GateMode::Tgap, GateMode::Always, GateMode::Never],
+        )?;
+        let mux = enum_code(self, "mux", &[MuxInputs::Avg, MuxInputs::Skip])?;
+        let n_stages = self.u8("stage count")? as usize;
         let mut stages = Vec::with_capacity(n_stages);
         for i in 0..n_stages {
             let what = format!("stage {i}");
             stages.push(StageSpec {
-                n: c.u16(&what)?,
-                m: c.u16(&what)?,
-                groups: c.u16(&what)?,
-                blocks: c.u16(&what)?,
+                n: self.u16(&what)?,
+                m: self.u16(&what)?,
+                groups: self.u16(&what)?,
+                blocks: self.u16(&what)?,
             });
         }
         let spec = NetSpec {
@@ -662,133 +695,166 @@ impl IntModel {
             mux,
         };
         spec.validate()?;
-        let dims = [in_channels, num_classes, h, w, stem_width, kernel_size]
-            .into_iter()
-            .chain(spec.stages.iter().flat_map(|s| [s.n, s.m, s.blocks]));
-        if let Some(d) = dims.into_iter().find(|&d| d > MAX_DIM) {
-            return Err(invalid(
-                "shape",
-                &format!("dimension {d} exceeds {MAX_DIM}"),
-            ));
+        check_limits(&spec)?;
+        Ok(spec)
+    }
+
+    /// The MRB gate thresholds of block `name` (`n` channels, sums over a `plane`-pixel map of
+    /// codes up to `q`).
+    fn gate_thresholds(
+        &mut self,
+        name: &str,
+        n: usize,
+        q: usize,
+        plane: usize,
+        widths: &mut StorageWidths,
+    ) -> Result<Vec<i32>, FormatError> {
+        let what = format!("{name}.gate thresholds");
+        let bits = self.u8(&what)? as u32;
+        if !(1..=32).contains(&bits) {
+            return Err(invalid(&what, &format!("width {bits} bits")));
         }
-        // The engine accumulates in i32: refuse a network whose worst case could overflow.
-        if let Some((layer, bound)) = spec
-            .accumulator_bounds()
-            .into_iter()
-            .find(|(_, b)| *b >= i32::MAX as u64)
-        {
-            return Err(invalid(
-                "shape",
-                &format!("{layer}: worst-case accumulator {bound} does not fit i32"),
-            ));
-        }
+        let len = packed_len(n, bits).ok_or_else(|| invalid(&what, "size overflows"))?;
+        let bytes = self.take(len, &what)?;
+        let mut r = BitReader::new(bytes);
+        let limit = (q * plane + 1) as u64;
+        let values = (0..n)
+            .map(|_| {
+                let v = r
+                    .get(bits)
+                    .ok_or_else(|| invalid(&what, "bit stream ends early"))?;
+                if v > limit {
+                    return Err(invalid(
+                        &what,
+                        &format!("threshold {v} above the largest sum {limit}"),
+                    ));
+                }
+                Ok(v as i32)
+            })
+            .collect::<Result<Vec<i32>, _>>()?;
+        widths.gate_overrides.insert(format!("{name}.gate"), bits);
+        Ok(values)
+    }
+
+    /// One CFLOG block `name` (`c_in -> st.n`): PW1, the grouped conv with its thresholds when
+    /// the spec has `inner_norm`, the CA layer and the output thresholds.
+    fn cflog(
+        &mut self,
+        name: &str,
+        spec: &NetSpec,
+        st: &StageSpec,
+        c_in: usize,
+        packing: Packing,
+        widths: &mut StorageWidths,
+    ) -> Result<CflogInt, FormatError> {
         let q = spec.levels() as usize;
-        let k = kernel_size;
-        let mut widths = StorageWidths::default();
-        let stem = c.ternary("stem weights", stem_width, in_channels, k, 1, packing)?;
-        let stem_out = c.requant("stem thresholds", stem_width, q, &mut widths, "stem")?;
-        let mut stage_ints = Vec::with_capacity(spec.stages.len());
-        let mut c_in = stem_width;
-        let [mut hh, mut ww] = [h, w];
-        for (si, st) in spec.stages.iter().enumerate() {
-            if si > 0 {
-                hh /= 2;
-                ww /= 2;
-            }
-            let mut cflogs = Vec::with_capacity(st.blocks);
-            let mut gates = Vec::with_capacity(st.blocks);
-            for b in 0..st.blocks {
-                let name = format!("s{}.b{b}", si + 1);
-                let pw1 = c.ternary(&format!("{name}.pw1 weights"), st.m, c_in, 1, 1, packing)?;
-                let gconv = c.ternary(
-                    &format!("{name}.gconv weights"),
-                    st.m,
-                    st.m,
-                    k,
-                    st.groups,
-                    packing,
-                )?;
-                let inner = if inner_norm {
-                    Some(c.requant(
-                        &format!("{name}.gconv thresholds"),
-                        st.m,
-                        q,
-                        &mut widths,
-                        &format!("{name}.gconv"),
-                    )?)
-                } else {
-                    None
-                };
-                let pw2 = c.ca(&format!("{name}.pw2"), st.n, st.m)?;
-                let out = c.requant(
-                    &format!("{name}.pw2 thresholds"),
-                    st.n,
-                    q,
-                    &mut widths,
-                    &format!("{name}.pw2"),
-                )?;
-                let gate_thresholds = if b > 0 && gate == GateMode::Tgap {
-                    let what = format!("{name}.gate thresholds");
-                    let bits = c.u8(&what)? as u32;
-                    if !(1..=32).contains(&bits) {
-                        return Err(invalid(&what, &format!("width {bits} bits")));
-                    }
-                    let len =
-                        packed_len(st.n, bits).ok_or_else(|| invalid(&what, "size overflows"))?;
-                    let bytes = c.take(len, &what)?;
-                    let mut r = BitReader::new(bytes);
-                    let limit = (q * hh * ww + 1) as u64;
-                    let values = (0..st.n)
-                        .map(|_| {
-                            let v = r
-                                .get(bits)
-                                .ok_or_else(|| invalid(&what, "bit stream ends early"))?;
-                            if v > limit {
-                                return Err(invalid(
-                                    &what,
-                                    &format!("threshold {v} above the largest sum {limit}"),
-                                ));
-                            }
-                            Ok(v as i32)
-                        })
-                        .collect::<Result<Vec<i32>, _>>()?;
-                    widths.gate_overrides.insert(format!("{name}.gate"), bits);
-                    values
-                } else {
-                    Vec::new()
-                };
-                cflogs.push(CflogInt {
-                    pw1,
-                    gconv,
-                    inner,
-                    pw2,
-                    out,
-                });
-                gates.push(gate_thresholds);
-                c_in = st.n;
-            }
-            let mut cflogs = cflogs.into_iter();
-            let mut gates = gates.into_iter().skip(1);
-            let first = cflogs.next().expect("blocks >= 1 (validated)");
-            let blocks = cflogs
-                .map(|cflog| MrbInt {
-                    cflog,
-                    gate: gates.next().unwrap_or_default(),
-                })
-                .collect();
-            stage_ints.push(StageInt { first, blocks });
+        let pw1 = self.ternary(&format!("{name}.pw1 weights"), st.m, c_in, 1, 1, packing)?;
+        let gconv_what = format!("{name}.gconv weights");
+        let k = spec.kernel_size;
+        let gconv = self.ternary(&gconv_what, st.m, st.m, k, st.groups, packing)?;
+        let inner = if spec.inner_norm {
+            let what = format!("{name}.gconv thresholds");
+            Some(self.requant(&what, st.m, q, widths, &format!("{name}.gconv"))?)
+        } else {
+            None
+        };
+        let pw2 = self.ca(&format!("{name}.pw2"), st.n, st.m)?;
+        let what = format!("{name}.pw2 thresholds");
+        let out = self.requant(&what, st.n, q, widths, &format!("{name}.pw2"))?;
+        Ok(CflogInt {
+            pw1,
+            gconv,
+            inner,
+            pw2,
+            out,
+        })
+    }
+
+    /// Stage `si` (1-based in names) on a `plane`-pixel map: the first CFLOG, then the MRBs
+    /// with their gate thresholds.
+    fn stage(
+        &mut self,
+        si: usize,
+        spec: &NetSpec,
+        c_in: usize,
+        plane: usize,
+        packing: Packing,
+        widths: &mut StorageWidths,
+    ) -> Result<StageInt, FormatError> {
+        let st = spec.stages[si];
+        let q = spec.levels() as usize;
+        let name = |b: usize| format!("s{}.b{b}", si + 1);
+        let first = self.cflog(&name(0), spec, &st, c_in, packing, widths)?;
+        let mut blocks = Vec::with_capacity(st.blocks - 1);
+        for b in 1..st.blocks {
+            let cflog = self.cflog(&name(b), spec, &st, st.n, packing, widths)?;
+            let gate = if spec.gate == GateMode::Tgap {
+                self.gate_thresholds(&name(b), st.n, q, plane, widths)?
+            } else {
+                Vec::new()
+            };
+            blocks.push(MrbInt { cflog, gate });
         }
-        let head_weights = c.ternary("head weights", num_classes, c_in, 1, 1, packing)?;
-        let shift = c.u8("head shift")?;
+        Ok(StageInt { first, blocks })
+    }
+
+    /// The head: ternary weights, then the fixed-point affine.
+    fn head(
+        &mut self,
+        spec: &NetSpec,
+        c_in: usize,
+        packing: Packing,
+    ) -> Result<HeadInt, FormatError> {
+        let classes = spec.num_classes;
+        let weights = self.ternary("head weights", classes, c_in, 1, 1, packing)?;
+        let shift = self.u8("head shift")?;
         if shift > 62 {
             return Err(invalid("head shift", &format!("{shift} bits")));
         }
-        let multipliers = (0..num_classes)
-            .map(|_| c.i32("head multipliers"))
+        let multipliers = (0..classes)
+            .map(|_| self.i32("head multipliers"))
             .collect::<Result<_, _>>()?;
-        let offsets = (0..num_classes)
-            .map(|_| c.i32("head offsets"))
+        let offsets = (0..classes)
+            .map(|_| self.i32("head offsets"))
             .collect::<Result<_, _>>()?;
+        Ok(HeadInt {
+            weights,
+            shift,
+            multipliers,
+            offsets,
+        })
+    }
+}
+
+impl IntModel {
+    /// Decodes and validates a model: magic, version, checksum, shapes, every field, and the
+    /// CA (regenerated and checked against the stored CRC). Never panics on bad input, and
+    /// allocates only after checking that the file holds the bytes a size implies.
+    pub fn from_bytes(bytes: &[u8]) -> Result<(IntModel, FileInfo), FormatError> {
+        let body = check_envelope(bytes)?;
+        let mut c = Cursor {
+            bytes: body,
+            pos: 10,
+        };
+        let packing = Packing::from_tag(c.u8("packing")?)
+            .ok_or_else(|| invalid("packing", "unknown packing tag"))?;
+        c.u8("reserved")?;
+        let spec = c.spec()?;
+        let q = spec.levels() as usize;
+        let (k, stem_width) = (spec.kernel_size, spec.stem_width);
+        let mut widths = StorageWidths::default();
+        let stem = c.ternary("stem weights", stem_width, spec.in_channels, k, 1, packing)?;
+        let stem_out = c.requant("stem thresholds", stem_width, q, &mut widths, "stem")?;
+        let mut stages = Vec::with_capacity(spec.stages.len());
+        let (mut c_in, [mut h, mut w]) = (stem_width, spec.input_size);
+        for si in 0..spec.stages.len() {
+            if si > 0 {
+                (h, w) = (h / 2, w / 2);
+            }
+            stages.push(c.stage(si, &spec, c_in, h * w, packing, &mut widths)?);
+            c_in = spec.stages[si].n;
+        }
+        let head = c.head(&spec, c_in, packing)?;
         if c.pos != body.len() {
             return Err(FormatError::Trailing(body.len() - c.pos));
         }
@@ -796,21 +862,14 @@ impl IntModel {
             spec,
             stem,
             stem_out,
-            stages: stage_ints,
-            head: HeadInt {
-                weights: head_weights,
-                shift,
-                multipliers,
-                offsets,
-            },
+            stages,
+            head,
         };
-        Ok((
-            model,
-            FileInfo {
-                packing,
-                bytes: bytes.len(),
-                widths,
-            },
-        ))
+        let info = FileInfo {
+            packing,
+            bytes: bytes.len(),
+            widths,
+        };
+        Ok((model, info))
     }
 }

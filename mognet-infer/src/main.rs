@@ -374,24 +374,20 @@ fn median_rate(rounds: usize, images: usize, mut run: impl FnMut()) -> f64 {
     )
 }
 
-fn bench(
+/// The integer model to benchmark, the float model it came from (when there is one), and a name.
+fn bench_model(
     source: Source,
-    batch: usize,
-    threads: usize,
-    rounds: usize,
-    variant: Option<Variant>,
-    compare: bool,
-) -> Result<()> {
-    let device = Device::flex();
-    let (model, float_model, name) = match source {
+    device: &Device,
+) -> Result<(IntModel, Option<mognet_core::Mognet>, String)> {
+    Ok(match source {
         Source::File(path) => (IntModel::load(&path)?.0, None, path.display().to_string()),
         Source::Run(run) => {
-            let (config, m) = load_run_model(&run, RunWeights::Best, &device)?;
+            let (config, m) = load_run_model(&run, RunWeights::Best, device)?;
             (fold(&m, &config)?.0, Some(m), run.display().to_string())
         }
         Source::Preset(p, c, k, inner_norm) => {
             let config = mognet_core::MognetConfig::preset(p, c, k).with_inner_norm(inner_norm);
-            let m = config.init(&device)?;
+            let m = config.init(device)?;
             let inner = if inner_norm { ", inner_norm" } else { "" };
             (
                 fold(&m, &config)?.0,
@@ -399,49 +395,13 @@ fn bench(
                 format!("{p} (fresh, {c} channel(s), {k} classes{inner})"),
             )
         }
-    };
-    let available = Variant::available();
-    let variant = variant.unwrap_or_else(Variant::detect);
-    if !variant.is_available() {
-        bail!(
-            "variant {} is not available on this CPU (available: {:?})",
-            variant.name(),
-            available
-        );
-    }
-    let fast = FastModel::new(&model);
-    let mut rng = mognet_arch::rng::SplitMix64::new(42);
-    let images: Vec<u8> = (0..batch * fast.image_len())
-        .map(|_| (rng.next_u64() % 256) as u8)
-        .collect();
+    })
+}
+
+/// The per-layer-kind time shares and the rooflines, after the timed run reached `rate`.
+fn print_profile(fast: &FastModel, images: &[u8], variant: Variant, rate: f64, threads: usize) {
     let macs = fast.macs() as f64;
-    println!("model: {name}; {:.2} M MACs per image", macs / 1e6);
-    println!(
-        "kernels: {} (available: {})",
-        variant.name(),
-        available
-            .iter()
-            .map(|v| v.name())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    // Check the fast engine against the reference on the first image before timing it.
     let mut scratch = fast.scratch();
-    if fast.predict(&images[..fast.image_len()], &mut scratch, variant)
-        != model.predict(&images[..fast.image_len()])
-    {
-        bail!("fast kernels disagree with the reference: refusing to benchmark");
-    }
-    // Threads and working memory are set up once, as a serving loop would.
-    let runner = mognet_infer::fast::runner::Runner::new(&fast, threads, variant);
-    let _ = runner.predict_batch(&images);
-    let rate = median_rate(rounds, batch, || {
-        std::hint::black_box(runner.predict_batch(&images));
-    });
-    println!(
-        "fast engine: batch {batch}, {threads} thread(s): {rate:.0} images/s (median of {rounds}), {:.2} GMAC/s",
-        rate * macs / 1e9
-    );
     let mut profile = mognet_infer::fast::Profile::default();
     for img in images.chunks_exact(fast.image_len()) {
         fast.predict_profiled(img, &mut scratch, variant, Some(&mut profile));
@@ -468,55 +428,129 @@ fn bench(
             100.0 * achieved_per_thread / v
         );
     }
-    if compare {
-        let n = batch.min(16);
-        let scalar = median_rate(3, n, || {
-            std::thread::scope(|s| {
-                let per = n.div_ceil(threads.max(1));
-                for part in images[..n * fast.image_len()].chunks(per * fast.image_len()) {
-                    let model = &model;
-                    let len = fast.image_len();
-                    s.spawn(move || {
-                        part.chunks_exact(len)
-                            .map(|img| model.predict(img).class)
-                            .sum::<usize>()
-                    });
-                }
-            });
-        });
-        println!(
-            "scalar reference: {scalar:.1} images/s ({n} images, {threads} thread(s)); fast/scalar = {:.1}x",
-            rate / scalar
-        );
-        match float_model {
-            Some(m) => {
-                let m = burn::module::Module::valid(&m);
-                let [h, w] = model.spec.input_size;
-                let c = model.spec.in_channels;
-                let x: Vec<f32> = images.iter().map(|&p| p as f32 / 255.0).collect();
-                let x = burn::tensor::Tensor::<4>::from_data(
-                    burn::tensor::TensorData::new(x, [batch, c, h, w]),
-                    &device,
-                );
-                // Flex parallelises on the current rayon pool: give it the same thread count.
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads.max(1))
-                    .build()
-                    .context("starting the thread pool for the Flex eval")?;
-                let flex = pool.install(|| {
-                    let _ = m.forward(x.clone()).into_data();
-                    median_rate(3, batch, || {
-                        let _ = m.forward(x.clone()).into_data();
-                    })
+}
+
+/// Images/s of the scalar reference engine on the first (at most 16) images.
+fn scalar_rate(model: &IntModel, images: &[u8], batch: usize, threads: usize) -> (usize, f64) {
+    let [h, w] = model.spec.input_size;
+    let len = model.spec.in_channels * h * w;
+    let n = batch.min(16);
+    let rate = median_rate(3, n, || {
+        std::thread::scope(|s| {
+            let per = n.div_ceil(threads.max(1));
+            for part in images[..n * len].chunks(per * len) {
+                s.spawn(move || {
+                    part.chunks_exact(len)
+                        .map(|img| model.predict(img).class)
+                        .sum::<usize>()
                 });
-                println!(
-                    "Burn Flex float eval: {flex:.1} images/s (batch {batch}, {threads} thread(s)); fast/flex = {:.1}x",
-                    rate / flex
-                );
             }
-            None => {
-                println!("Burn Flex float eval: not run (give --run or --preset for a float model)")
-            }
+        });
+    });
+    (n, rate)
+}
+
+/// Images/s of Burn's Flex backend evaluating the float model on the same images.
+fn flex_rate(
+    m: &mognet_core::Mognet,
+    spec: &mognet_core::NetSpec,
+    images: &[u8],
+    batch: usize,
+    threads: usize,
+    device: &Device,
+) -> Result<f64> {
+    let m = burn::module::Module::valid(m);
+    let [h, w] = spec.input_size;
+    let x: Vec<f32> = images.iter().map(|&p| p as f32 / 255.0).collect();
+    let x = burn::tensor::Tensor::<4>::from_data(
+        burn::tensor::TensorData::new(x, [batch, spec.in_channels, h, w]),
+        device,
+    );
+    // Flex parallelises on the current rayon pool: give it the same thread count.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .context("starting the thread pool for the Flex eval")?;
+    Ok(pool.install(|| {
+        let _ = m.forward(x.clone()).into_data();
+        median_rate(3, batch, || {
+            let _ = m.forward(x.clone()).into_data();
+        })
+    }))
+}
+
+/// The variant asked for, or the best this CPU runs; an error when the CPU lacks it.
+fn bench_variant(variant: Option<Variant>) -> Result<Variant> {
+    let available = Variant::available();
+    let variant = variant.unwrap_or_else(Variant::detect);
+    if !variant.is_available() {
+        bail!(
+            "variant {} is not available on this CPU (available: {:?})",
+            variant.name(),
+            available
+        );
+    }
+    let names: Vec<_> = available.iter().map(|v| v.name()).collect();
+    println!(
+        "kernels: {} (available: {})",
+        variant.name(),
+        names.join(", ")
+    );
+    Ok(variant)
+}
+
+fn bench(
+    source: Source,
+    batch: usize,
+    threads: usize,
+    rounds: usize,
+    variant: Option<Variant>,
+    compare: bool,
+) -> Result<()> {
+    let device = Device::flex();
+    let (model, float_model, name) = bench_model(source, &device)?;
+    let fast = FastModel::new(&model);
+    let mut rng = mognet_arch::rng::SplitMix64::new(42);
+    let images: Vec<u8> = (0..batch * fast.image_len())
+        .map(|_| (rng.next_u64() % 256) as u8)
+        .collect();
+    let macs = fast.macs() as f64;
+    println!("model: {name}; {:.2} M MACs per image", macs / 1e6);
+    let variant = bench_variant(variant)?;
+    // Check the fast engine against the reference on the first image before timing it.
+    let first = &images[..fast.image_len()];
+    if fast.predict(first, &mut fast.scratch(), variant) != model.predict(first) {
+        bail!("fast kernels disagree with the reference: refusing to benchmark");
+    }
+    // Threads and working memory are set up once, as a serving loop would.
+    let runner = mognet_infer::fast::runner::Runner::new(&fast, threads, variant);
+    let _ = runner.predict_batch(&images);
+    let rate = median_rate(rounds, batch, || {
+        std::hint::black_box(runner.predict_batch(&images));
+    });
+    println!(
+        "fast engine: batch {batch}, {threads} thread(s): {rate:.0} images/s (median of {rounds}), {:.2} GMAC/s",
+        rate * macs / 1e9
+    );
+    print_profile(&fast, &images, variant, rate, threads);
+    if !compare {
+        return Ok(());
+    }
+    let (n, scalar) = scalar_rate(&model, &images, batch, threads);
+    println!(
+        "scalar reference: {scalar:.1} images/s ({n} images, {threads} thread(s)); fast/scalar = {:.1}x",
+        rate / scalar
+    );
+    match float_model {
+        Some(m) => {
+            let flex = flex_rate(&m, &model.spec, &images, batch, threads, &device)?;
+            println!(
+                "Burn Flex float eval: {flex:.1} images/s (batch {batch}, {threads} thread(s)); fast/flex = {:.1}x",
+                rate / flex
+            );
+        }
+        None => {
+            println!("Burn Flex float eval: not run (give --run or --preset for a float model)")
         }
     }
     Ok(())

@@ -181,6 +181,91 @@ impl Gather {
     }
 }
 
+/// The rows of `Bᵀ d` for the pairs `(c0, c1)` and `(c2, c3)` of the group's channel `j`, for
+/// the tiles of chunk `chunk` that `piece` covers (`(first lane, tiles, column offset)`; the
+/// whole chunk for a [`Gather::Window`]). Zero for a channel past the group's inputs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+#[inline]
+fn patch_rows(
+    input: &[i16],
+    geom: &Geom,
+    wn: &Winograd,
+    group: usize,
+    chunk: usize,
+    j: usize,
+    (lane, n, at): (usize, usize, usize),
+) -> [[std::arch::x86_64::__m512i; 4]; 2] {
+    use std::arch::x86_64::*;
+    let zero = _mm512_setzero_si512();
+    if j >= wn.inputs {
+        return [[zero; 4]; 2];
+    }
+    // Patch row r of tile row ty is interior row 2ty + r - 1 (layout row 2ty + r); its column
+    // c of tile tx is interior column 2tx + c - 1, read from one before the row's first pixel
+    // (the border column that ends the row above).
+    let origin = geom.front + (group * wn.inputs + j) * geom.plane - 1;
+    let mut x = [[zero; 4]; 2];
+    for r in 0..4 {
+        let row = origin + r * geom.s;
+        match &wn.gather[chunk] {
+            Gather::Window { start, len, index } => {
+                let at = row + start;
+                assert!(at + len <= input.len(), "input plane out of bounds");
+                let m = |from: usize| -> __mmask32 {
+                    let n = len.saturating_sub(from).min(32);
+                    if n == 32 { !0 } else { (1 << n) - 1 }
+                };
+                // SAFETY: the masks select `input[at..at + len]`, in bounds (asserted);
+                // masked-off lanes are not accessed, and the second load's address is
+                // formed with `wrapping_add` (its mask is empty when `len <= 32`).
+                let (lo, hi) = unsafe {
+                    let base = input.as_ptr().wrapping_add(at);
+                    (
+                        _mm512_maskz_loadu_epi16(m(0), base),
+                        _mm512_maskz_loadu_epi16(m(32), base.wrapping_add(32)),
+                    )
+                };
+                // SAFETY: `index` is 32 i16, 64 bytes.
+                let idx = unsafe { _mm512_loadu_si512(index.as_ptr().cast()) };
+                x[0][r] = _mm512_permutex2var_epi16(lo, idx, hi);
+                let idx2 = _mm512_add_epi16(idx, _mm512_set1_epi16(2));
+                x[1][r] = _mm512_permutex2var_epi16(lo, idx2, hi);
+            }
+            Gather::Rows => {
+                // Tiles `lane..lane + n` of the chunk, one row piece from column `at`.
+                let at = row + at;
+                assert!(at + 2 + 2 * n <= input.len(), "input plane out of bounds");
+                let m: __mmask32 = if n == 16 { !0 } else { (1 << (2 * n)) - 1 };
+                // SAFETY: the masks select `input[at..at + 2n]` and
+                // `input[at + 2..at + 2 + 2n]`, in bounds (asserted).
+                let (a, b) = unsafe {
+                    (
+                        _mm512_maskz_loadu_epi16(m, input.as_ptr().add(at)),
+                        _mm512_maskz_loadu_epi16(m, input.as_ptr().add(at + 2)),
+                    )
+                };
+                // Into lanes `lane..`: whole i32 lanes, so shift by `lane` dwords.
+                let shift = _mm512_sub_epi32(
+                    _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                    _mm512_set1_epi32(lane as i32),
+                );
+                let keep = lanes_mask(lane + n) & !lanes_mask(lane);
+                x[0][r] = _mm512_maskz_permutexvar_epi32(keep, shift, a);
+                x[1][r] = _mm512_maskz_permutexvar_epi32(keep, shift, b);
+            }
+        }
+    }
+    x.map(|x| {
+        [
+            _mm512_sub_epi16(x[0], x[2]),
+            _mm512_add_epi16(x[1], x[2]),
+            _mm512_sub_epi16(x[2], x[1]),
+            _mm512_sub_epi16(x[1], x[3]),
+        ]
+    })
+}
+
 /// The input transform of chunk `chunk` (tiles `16 chunk..`) of the group's channel pair `p`
 /// into `v`.
 ///
@@ -205,75 +290,6 @@ unsafe fn transform_inputs(
 ) {
     use std::arch::x86_64::*;
     let zero = _mm512_setzero_si512();
-    // Patch row r of tile row ty is interior row 2ty + r - 1 (layout row 2ty + r); its column
-    // c of tile tx is interior column 2tx + c - 1, read from one before the row's first pixel
-    // (the border column that ends the row above).
-    let origin = |j: usize| geom.front + (group * wn.inputs + j) * geom.plane - 1;
-    // The rows of Bᵀ d for the pairs (c0, c1) and (c2, c3) of channel j.
-    let rows = |j: usize, lane: usize, n: usize, at: usize| -> [[__m512i; 4]; 2] {
-        if j >= wn.inputs {
-            return [[zero; 4]; 2];
-        }
-        let mut x = [[zero; 4]; 2];
-        for r in 0..4 {
-            let row = origin(j) + r * geom.s;
-            match &wn.gather[chunk] {
-                Gather::Window { start, len, index } => {
-                    let at = row + start;
-                    assert!(at + len <= input.len(), "input plane out of bounds");
-                    let m = |from: usize| -> __mmask32 {
-                        let n = len.saturating_sub(from).min(32);
-                        if n == 32 { !0 } else { (1 << n) - 1 }
-                    };
-                    // SAFETY: the masks select `input[at..at + len]`, in bounds (asserted);
-                    // masked-off lanes are not accessed, and the second load's address is
-                    // formed with `wrapping_add` (its mask is empty when `len <= 32`).
-                    let (lo, hi) = unsafe {
-                        let base = input.as_ptr().wrapping_add(at);
-                        (
-                            _mm512_maskz_loadu_epi16(m(0), base),
-                            _mm512_maskz_loadu_epi16(m(32), base.wrapping_add(32)),
-                        )
-                    };
-                    // SAFETY: `index` is 32 i16, 64 bytes.
-                    let idx = unsafe { _mm512_loadu_si512(index.as_ptr().cast()) };
-                    x[0][r] = _mm512_permutex2var_epi16(lo, idx, hi);
-                    let idx2 = _mm512_add_epi16(idx, _mm512_set1_epi16(2));
-                    x[1][r] = _mm512_permutex2var_epi16(lo, idx2, hi);
-                }
-                Gather::Rows => {
-                    // Tiles `lane..lane + n` of the chunk, one row piece from column `at`.
-                    let at = row + at;
-                    assert!(at + 2 + 2 * n <= input.len(), "input plane out of bounds");
-                    let m: __mmask32 = if n == 16 { !0 } else { (1 << (2 * n)) - 1 };
-                    // SAFETY: the masks select `input[at..at + 2n]` and
-                    // `input[at + 2..at + 2 + 2n]`, in bounds (asserted).
-                    let (a, b) = unsafe {
-                        (
-                            _mm512_maskz_loadu_epi16(m, input.as_ptr().add(at)),
-                            _mm512_maskz_loadu_epi16(m, input.as_ptr().add(at + 2)),
-                        )
-                    };
-                    // Into lanes `lane..`: whole i32 lanes, so shift by `lane` dwords.
-                    let shift = _mm512_sub_epi32(
-                        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                        _mm512_set1_epi32(lane as i32),
-                    );
-                    let keep = lanes_mask(lane + n) & !lanes_mask(lane);
-                    x[0][r] = _mm512_maskz_permutexvar_epi32(keep, shift, a);
-                    x[1][r] = _mm512_maskz_permutexvar_epi32(keep, shift, b);
-                }
-            }
-        }
-        x.map(|x| {
-            [
-                _mm512_sub_epi16(x[0], x[2]),
-                _mm512_add_epi16(x[1], x[2]),
-                _mm512_sub_epi16(x[2], x[1]),
-                _mm512_sub_epi16(x[1], x[3]),
-            ]
-        })
-    };
     // The columns of (Bᵀ d) B for patch row r: positions 4r..4r + 4, each in the low i16 of
     // its lanes except position 4r + 3 (high).
     let cols = |a: __m512i, b: __m512i| {
@@ -303,7 +319,7 @@ unsafe fn transform_inputs(
     let mut x = [[[zero; 4]; 2]; 2];
     for &(lane, n, at) in pieces {
         for (half, x) in x.iter_mut().enumerate() {
-            let part = rows(2 * p + half, lane, n, at);
+            let part = patch_rows(input, geom, wn, group, chunk, 2 * p + half, (lane, n, at));
             for k in 0..2 {
                 for r in 0..4 {
                     x[k][r] = _mm512_or_si512(x[k][r], part[k][r]);
