@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::topology::{BlockNode, Node, pool_name};
+
 /// How the MRB gate chooses between the residual and the main path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -230,151 +232,128 @@ impl NetSpec {
     /// The integer engine accumulates in i32, so every bound must stay below 2^31.
     pub fn accumulator_bounds(&self) -> Vec<(String, u64)> {
         let q = self.levels() as u64;
-        let k2 = (self.kernel_size * self.kernel_size) as u64;
-        let mut out = vec![("stem".to_string(), 255 * self.in_channels as u64 * k2)];
-        let mut c = self.stem_width as u64;
-        for (si, st) in self.stages.iter().enumerate() {
-            for b in 0..st.blocks {
-                let p = format!("s{}.b{b}", si + 1);
-                let pw1 = q * c;
-                let gconv = pw1 * (st.m / st.groups) as u64 * k2;
-                let pw2_in = if self.inner_norm { q } else { gconv };
-                let pw2 = pw2_in * st.m as u64;
-                out.push((format!("{p}.pw1"), pw1));
-                out.push((format!("{p}.gconv"), gconv));
-                out.push((format!("{p}.pw2"), pw2));
-                c = st.n as u64;
+        let mut out = Vec::new();
+        for node in self.topology() {
+            match node {
+                Node::Stem { input, kernel, .. } => {
+                    let fan_in = input[0] * kernel * kernel;
+                    out.push(("stem".to_string(), 255 * fan_in as u64));
+                }
+                Node::Pool { .. } => {}
+                Node::Block(b) => {
+                    let pw1 = q * b.c_in as u64;
+                    let gconv = pw1 * (b.m / b.groups * b.kernel * b.kernel) as u64;
+                    let pw2_in = if b.inner_norm { q } else { gconv };
+                    out.push((b.id.layer("pw1"), pw1));
+                    out.push((b.id.layer("gconv"), gconv));
+                    out.push((b.id.layer("pw2"), pw2_in * b.m as u64));
+                }
+                Node::Head { input, .. } => out.push(("head".to_string(), q * input[0] as u64)),
             }
         }
-        out.push(("head".to_string(), q * c));
         out
     }
 
     /// The unrolled layer list, in execution order.
     pub fn layers(&self) -> Vec<LayerInfo> {
-        let [mut h, mut w] = self.input_size;
-        let k = self.kernel_size;
         let mut rows = Vec::new();
-        let conv = |name: String,
-                    kind: LayerKind,
-                    input: [usize; 3],
-                    c_out: usize,
-                    kernel: usize,
-                    groups: usize| {
-            let [c_in, h, w] = input;
-            let weights = c_out * (c_in / groups) * kernel * kernel;
-            LayerInfo {
-                name,
-                kind,
-                input,
-                output: [c_out, h, w],
-                kernel,
-                groups,
-                stored_weights: if kind == LayerKind::CaPw { 0 } else { weights },
-                generated_weights: if kind == LayerKind::CaPw { weights } else { 0 },
-                threshold_channels: 0,
-                gate_channels: 0,
-                affine_classes: 0,
-                macs: (weights * h * w) as u64,
-            }
-        };
-        let mut stem = conv(
-            "stem".into(),
-            LayerKind::Stem,
-            [self.in_channels, h, w],
-            self.stem_width,
-            k,
-            1,
-        );
-        stem.threshold_channels = self.stem_width;
-        rows.push(stem);
-        let mut c = self.stem_width;
-        for (si, stage) in self.stages.iter().enumerate() {
-            if si > 0 {
-                rows.push(LayerInfo {
-                    name: format!("s{}.pool", si + 1),
-                    kind: LayerKind::Pool,
-                    input: [c, h, w],
-                    output: [c, h / 2, w / 2],
-                    kernel: 2,
-                    groups: 1,
-                    stored_weights: 0,
-                    generated_weights: 0,
-                    threshold_channels: 0,
-                    gate_channels: 0,
-                    affine_classes: 0,
-                    macs: 0,
-                });
-                h /= 2;
-                w /= 2;
-            }
-            for b in 0..stage.blocks {
-                let p = format!("s{}.b{b}", si + 1);
-                rows.push(conv(
-                    format!("{p}.pw1"),
-                    LayerKind::Pw1,
-                    [c, h, w],
-                    stage.m,
-                    1,
-                    1,
-                ));
-                let mut g = conv(
-                    format!("{p}.gconv"),
-                    LayerKind::GConv,
-                    [stage.m, h, w],
-                    stage.m,
-                    k,
-                    stage.groups,
-                );
-                if self.inner_norm {
-                    g.threshold_channels = stage.m;
+        for node in self.topology() {
+            match node {
+                Node::Stem { input, out, kernel } => {
+                    let mut stem = conv_row("stem".into(), LayerKind::Stem, input, out, kernel, 1);
+                    stem.threshold_channels = out;
+                    rows.push(stem);
                 }
-                rows.push(g);
-                let mut pw2 = conv(
-                    format!("{p}.pw2"),
-                    LayerKind::CaPw,
-                    [stage.m, h, w],
-                    stage.n,
-                    1,
-                    1,
-                );
-                pw2.threshold_channels = stage.n;
-                rows.push(pw2);
-                if b > 0 {
+                Node::Pool { stage, input } => {
+                    let [c, h, w] = input;
                     rows.push(LayerInfo {
-                        name: format!("{p}.gate"),
-                        kind: LayerKind::Gate,
-                        input: [stage.n, h, w],
-                        output: [stage.n, h, w],
-                        kernel: 0,
-                        groups: 1,
-                        stored_weights: 0,
-                        generated_weights: 0,
-                        threshold_channels: 0,
-                        gate_channels: if self.gate == GateMode::Tgap {
-                            stage.n
-                        } else {
-                            0
-                        },
-                        affine_classes: 0,
-                        macs: 0,
+                        output: [c, h / 2, w / 2],
+                        kernel: 2,
+                        ..empty_row(pool_name(stage), LayerKind::Pool, input)
                     });
                 }
-                c = stage.n;
+                Node::Block(b) => rows.extend(block_rows(&b)),
+                Node::Head { input, classes } => {
+                    let mut head = conv_row("head".into(), LayerKind::Head, input, classes, 1, 1);
+                    head.affine_classes = classes;
+                    rows.push(head);
+                }
             }
         }
-        let mut head = conv(
-            "head".into(),
-            LayerKind::Head,
-            [c, h, w],
-            self.num_classes,
-            1,
-            1,
-        );
-        head.affine_classes = self.num_classes;
-        rows.push(head);
         rows
     }
+}
+
+/// A row with nothing stored and no work: input and output `input`.
+fn empty_row(name: String, kind: LayerKind, input: [usize; 3]) -> LayerInfo {
+    LayerInfo {
+        name,
+        kind,
+        input,
+        output: input,
+        kernel: 0,
+        groups: 1,
+        stored_weights: 0,
+        generated_weights: 0,
+        threshold_channels: 0,
+        gate_channels: 0,
+        affine_classes: 0,
+        macs: 0,
+    }
+}
+
+/// A convolution's row (`kernel` x `kernel`, same padding): stored weights, or generated ones for
+/// the CA layer.
+fn conv_row(
+    name: String,
+    kind: LayerKind,
+    input: [usize; 3],
+    c_out: usize,
+    kernel: usize,
+    groups: usize,
+) -> LayerInfo {
+    let [c_in, h, w] = input;
+    let weights = c_out * (c_in / groups) * kernel * kernel;
+    let generated = kind == LayerKind::CaPw;
+    LayerInfo {
+        output: [c_out, h, w],
+        kernel,
+        groups,
+        stored_weights: if generated { 0 } else { weights },
+        generated_weights: if generated { weights } else { 0 },
+        macs: (weights * h * w) as u64,
+        ..empty_row(name, kind, input)
+    }
+}
+
+/// A block's rows: PW1, the grouped convolution, the CA layer, and the gate of an MRB.
+fn block_rows(b: &BlockNode) -> Vec<LayerInfo> {
+    let [h, w] = b.size;
+    let inner = [b.m, h, w];
+    let mut rows = vec![
+        conv_row(b.id.layer("pw1"), LayerKind::Pw1, [b.c_in, h, w], b.m, 1, 1),
+        conv_row(
+            b.id.layer("gconv"),
+            LayerKind::GConv,
+            inner,
+            b.m,
+            b.kernel,
+            b.groups,
+        ),
+        conv_row(b.id.layer("pw2"), LayerKind::CaPw, inner, b.n, 1, 1),
+    ];
+    if b.inner_norm {
+        rows[1].threshold_channels = b.m;
+    }
+    rows[2].threshold_channels = b.n;
+    if let Some(residual) = b.residual {
+        let mut gate = empty_row(b.id.layer("gate"), LayerKind::Gate, [b.n, h, w]);
+        if residual.gate == GateMode::Tgap {
+            gate.gate_channels = b.n;
+        }
+        rows.push(gate);
+    }
+    rows
 }
 
 #[cfg(test)]

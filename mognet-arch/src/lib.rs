@@ -8,7 +8,9 @@ pub mod ca;
 pub mod preset;
 pub mod rng;
 pub mod summary;
+pub mod topology;
 
 pub use arch::{GateMode, LayerInfo, LayerKind, MuxInputs, NetSpec, SpecError, StageSpec};
 pub use preset::{Preset, UnknownPreset};
 pub use summary::{StorageWidths, Summary, SummaryRow, ThresholdWidths};
+pub use topology::{BlockId, BlockNode, Node, Residual, pool_name};

@@ -7,7 +7,9 @@ use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 use mognet_arch::ca::{CaError, CaGenerator};
-use mognet_arch::{GateMode, MuxInputs, NetSpec, SpecError, StageSpec, StorageWidths, Summary};
+use mognet_arch::{
+    BlockId, GateMode, MuxInputs, NetSpec, SpecError, StageSpec, StorageWidths, Summary,
+};
 
 use crate::bn_qrelu::BnQReluConfig;
 use crate::btq::{BtqConfig, Occupancy};
@@ -307,6 +309,21 @@ pub fn pool2x2(x: Tensor<4>) -> Tensor<4> {
 }
 
 impl Mognet {
+    /// Block `id`'s CFLOG and, for an MRB (any block after a stage's first), the MRB.
+    ///
+    /// # Panics
+    /// If the model has no such block (an id from another network's topology).
+    pub fn block(&self, id: BlockId) -> (&Cflog, Option<&Mrb>) {
+        let stage = &self.stages[id.stage];
+        match id.block {
+            0 => (&stage.first, None),
+            b => {
+                let mrb = &stage.blocks[b - 1];
+                (&mrb.cflog, Some(mrb))
+            }
+        }
+    }
+
     /// Logits.
     ///
     /// # Shapes

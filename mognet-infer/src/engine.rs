@@ -6,6 +6,8 @@ use crate::kernels::head::{argmax, logits, spatial_sums};
 use crate::kernels::mrb::{gate_bits, mux};
 use crate::kernels::pool::max_pool2x2;
 use crate::kernels::requant::requantize;
+use mognet_arch::{Node, pool_name};
+
 use crate::model::{CflogInt, IntModel};
 
 /// What one image gave.
@@ -28,62 +30,39 @@ pub struct IntTrace {
     pub head_sums: Vec<i64>,
 }
 
+/// A CFLOG block on `x` (`h x w`), its codes recorded under `name.gconv` and `name.pw2`.
 fn cflog(
     block: &CflogInt,
     x: &[u8],
     h: usize,
     w: usize,
     name: &str,
-    trace: &mut Option<&mut IntTrace>,
+    record: &mut impl FnMut(String, &[u8], Option<Vec<bool>>),
 ) -> Vec<u8> {
     let hw = h * w;
-    let acc1 = ternary_conv(
-        x,
-        block.pw1.inputs,
-        h,
-        w,
-        &block.pw1.codes,
-        block.pw1.out,
-        1,
-        1,
-    );
+    let (pw1, gconv, pw2) = (&block.pw1, &block.gconv, &block.pw2);
+    let acc1 = ternary_conv(x, pw1.inputs, h, w, &pw1.codes, pw1.out, 1, 1);
     let acc2 = ternary_conv(
         &acc1,
-        block.gconv.inputs,
+        gconv.inputs,
         h,
         w,
-        &block.gconv.codes,
-        block.gconv.out,
-        block.gconv.k,
-        block.gconv.groups,
+        &gconv.codes,
+        gconv.out,
+        gconv.k,
+        gconv.groups,
     );
     let acc3 = match &block.inner {
         Some(inner) => {
             let codes = requantize(&acc2, hw, inner);
-            if let Some(t) = trace {
-                t.codes.push((format!("{name}.gconv"), codes.clone()));
-            }
+            record(format!("{name}.gconv"), &codes, None);
             let as_i32: Vec<i32> = codes.iter().map(|&c| c as i32).collect();
-            ca_pointwise(
-                &as_i32,
-                block.pw2.width,
-                hw,
-                &block.pw2.weights,
-                block.pw2.rows,
-            )
+            ca_pointwise(&as_i32, pw2.width, hw, &pw2.weights, pw2.rows)
         }
-        None => ca_pointwise(
-            &acc2,
-            block.pw2.width,
-            hw,
-            &block.pw2.weights,
-            block.pw2.rows,
-        ),
+        None => ca_pointwise(&acc2, pw2.width, hw, &pw2.weights, pw2.rows),
     };
     let out = requantize(&acc3, hw, &block.out);
-    if let Some(t) = trace {
-        t.codes.push((format!("{name}.pw2"), out.clone()));
-    }
+    record(format!("{name}.pw2"), &out, None);
     out
 }
 
@@ -105,65 +84,61 @@ impl IntModel {
 
     fn run(&self, pixels: &[u8], mut trace: Option<&mut IntTrace>) -> Prediction {
         let spec = &self.spec;
-        let [mut h, mut w] = spec.input_size;
+        let [h, w] = spec.input_size;
         assert_eq!(
             pixels.len(),
             spec.in_channels * h * w,
             "image of the wrong size"
         );
-        let acc = ternary_conv(
-            pixels,
-            spec.in_channels,
-            h,
-            w,
-            &self.stem.codes,
-            self.stem.out,
-            self.stem.k,
-            1,
-        );
-        let mut x = requantize(&acc, h * w, &self.stem_out);
-        if let Some(t) = trace.as_deref_mut() {
-            t.codes.push(("stem".into(), x.clone()));
-        }
-        let fixed_gate = self.fixed_gate();
-        for (si, stage) in self.stages.iter().enumerate() {
-            let s = si + 1;
-            if si > 0 {
-                x = max_pool2x2(&x, stage.first.pw1.inputs, h, w);
-                h /= 2;
-                w /= 2;
-                if let Some(t) = trace.as_deref_mut() {
-                    t.codes.push((format!("s{s}.pool"), x.clone()));
+        let mut x = pixels.to_vec();
+        // The head's spatial sums: what the topology's last step leaves.
+        let mut sums = Vec::new();
+        let mut record = |name: String, codes: &[u8], gate: Option<Vec<bool>>| {
+            if let Some(t) = trace.as_deref_mut() {
+                t.codes.push((name.clone(), codes.to_vec()));
+                if let Some(gate) = gate {
+                    t.gates.push((name, gate));
                 }
             }
-            x = cflog(&stage.first, &x, h, w, &format!("s{s}.b0"), &mut trace);
-            for (bi, block) in stage.blocks.iter().enumerate() {
-                let name = format!("s{s}.b{}", bi + 1);
-                let f = cflog(&block.cflog, &x, h, w, &name, &mut trace);
-                let gate = match fixed_gate {
-                    Some(on) => vec![on; block.cflog.pw2.rows],
-                    None => gate_bits(&x, h * w, &block.gate),
-                };
-                x = mux(&x, &f, h * w, &gate, self.mux());
-                if let Some(t) = trace.as_deref_mut() {
-                    t.codes.push((format!("{name}.gate"), x.clone()));
-                    t.gates.push((format!("{name}.gate"), gate));
+        };
+        for node in spec.topology() {
+            match node {
+                Node::Stem { input, out, kernel } => {
+                    let [c, h, w] = input;
+                    let acc = ternary_conv(&x, c, h, w, &self.stem.codes, out, kernel, 1);
+                    x = requantize(&acc, h * w, &self.stem_out);
+                    record("stem".into(), &x, None);
+                }
+                Node::Pool { stage, input } => {
+                    let [c, h, w] = input;
+                    x = max_pool2x2(&x, c, h, w);
+                    record(pool_name(stage), &x, None);
+                }
+                Node::Block(b) => {
+                    let block = &self.blocks[b.index];
+                    let [h, w] = b.size;
+                    let f = cflog(&block.cflog, &x, h, w, &b.id.to_string(), &mut record);
+                    x = match b.residual {
+                        None => f,
+                        Some(_) => {
+                            let gate = match self.fixed_gate() {
+                                Some(on) => vec![on; b.n],
+                                None => gate_bits(&x, h * w, &block.gate),
+                            };
+                            let y = mux(&x, &f, h * w, &gate, self.mux());
+                            record(b.id.layer("gate"), &y, Some(gate));
+                            y
+                        }
+                    };
+                }
+                Node::Head { input, classes } => {
+                    let [c, h, w] = input;
+                    let acc = ternary_conv(&x, c, h, w, &self.head.weights.codes, classes, 1, 1);
+                    sums = spatial_sums(&acc, h * w);
                 }
             }
         }
-        let head = &self.head;
-        let acc = ternary_conv(
-            &x,
-            head.weights.inputs,
-            h,
-            w,
-            &head.weights.codes,
-            head.weights.out,
-            1,
-            1,
-        );
-        let sums = spatial_sums(&acc, h * w);
-        let logits = logits(&sums, &head.multipliers, &head.offsets);
+        let logits = logits(&sums, &self.head.multipliers, &self.head.offsets);
         if let Some(t) = trace {
             t.head_sums = sums;
         }

@@ -8,12 +8,14 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use mognet_arch::ca::CaGenerator;
+use mognet_arch::{BlockNode, Node};
 use mognet_core::cflog::Cflog;
+use mognet_core::mrb::Mrb;
 use mognet_core::{Mognet, MognetConfig, TernaryConv2d};
 
 use crate::affine::{channel_thresholds, head_fixed_point};
 use crate::kernels::requant::ChannelRequant;
-use crate::model::{CaLayer, CflogInt, HeadInt, IntModel, MrbInt, StageInt, TernaryWeights};
+use crate::model::{BlockInt, CaLayer, CflogInt, HeadInt, IntModel, TernaryWeights};
 
 /// Largest integer every f32 holds exactly: accumulators beyond it may round in the float model.
 pub const F32_EXACT: u64 = 1 << 24;
@@ -132,6 +134,71 @@ fn ca_layer(name: &str, cflog: &Cflog) -> Result<CaLayer, FoldError> {
     })
 }
 
+/// A CFLOG block's integer form.
+fn fold_cflog(
+    b: &BlockNode,
+    c: &Cflog,
+    q: u8,
+    bound: &impl Fn(&str) -> u64,
+    device: &Device,
+) -> Result<CflogInt, FoldError> {
+    let (inner, out) = c.requant_affines(device);
+    let inner = match inner {
+        Some(affine) => {
+            let name = b.id.layer("gconv");
+            Some(requant(&name, affine, q, bound(&name))?)
+        }
+        None => None,
+    };
+    let pw2 = b.id.layer("pw2");
+    Ok(CflogInt {
+        pw1: ternary(&c.pw1),
+        gconv: ternary(&c.gconv),
+        inner,
+        pw2: ca_layer(&pw2, c)?,
+        out: requant(&pw2, out, q, bound(&pw2))?,
+    })
+}
+
+/// An MRB's gate thresholds on the spatial sums of its input codes.
+fn fold_gate(b: &BlockNode, mrb: &Mrb, q: u8) -> Result<Vec<i32>, FoldError> {
+    let plane = b.size[0] * b.size[1];
+    let largest = (q as i64) * plane as i64 + 1;
+    host(mrb.gate_thresholds(plane))
+        .into_iter()
+        .map(|g| {
+            if g.is_nan() {
+                return Err(FoldError::NonFinite {
+                    layer: b.id.layer("gate"),
+                    what: "gate threshold".into(),
+                });
+            }
+            // A threshold at or below 0 is always on, above the largest sum never.
+            Ok((g as f64).clamp(0.0, largest as f64) as i32)
+        })
+        .collect()
+}
+
+/// The head's fixed-point affine over a `plane`-pixel map.
+fn fold_head(model: &Mognet, plane: usize) -> Result<HeadInt, FoldError> {
+    let alpha = model.head.conv.ternarized().alpha;
+    let (a, b) = model.head.folded(alpha, plane);
+    let (a, b) = (host(a), host(b));
+    if a.iter().chain(&b).any(|v| !v.is_finite()) {
+        return Err(FoldError::NonFinite {
+            layer: "head".into(),
+            what: "affine".into(),
+        });
+    }
+    let (shift, multipliers, offsets) = head_fixed_point(&a, &b);
+    Ok(HeadInt {
+        weights: ternary(&model.head.conv),
+        shift,
+        multipliers,
+        offsets,
+    })
+}
+
 /// Folds `model` (any device; it is put in eval mode) built from `config`.
 pub fn fold(model: &Mognet, config: &MognetConfig) -> Result<(IntModel, FoldReport), FoldError> {
     let model = model.valid();
@@ -152,83 +219,33 @@ pub fn fold(model: &Mognet, config: &MognetConfig) -> Result<(IntModel, FoldRepo
         }
     }
 
-    let stem = ternary(&model.stem.conv);
-    let stem_out = requant("stem", model.stem.requant_affine(), q, bound("stem"))?;
-    let [mut h, mut w] = spec.input_size;
-    let mut stages = Vec::with_capacity(model.stages.len());
-    for (si, stage) in model.stages.iter().enumerate() {
-        if si > 0 {
-            h /= 2;
-            w /= 2;
+    let (mut stem, mut head, mut blocks) = (None, None, Vec::new());
+    for node in spec.topology() {
+        match node {
+            Node::Stem { .. } => {
+                let out = requant("stem", model.stem.requant_affine(), q, bound("stem"))?;
+                stem = Some((ternary(&model.stem.conv), out));
+            }
+            Node::Pool { .. } => {}
+            Node::Block(b) => {
+                let (cflog, mrb) = model.block(b.id);
+                let gate = match mrb {
+                    Some(mrb) => fold_gate(&b, mrb, q)?,
+                    None => Vec::new(),
+                };
+                let cflog = fold_cflog(&b, cflog, q, &bound, &device)?;
+                blocks.push(BlockInt { cflog, gate });
+            }
+            Node::Head { input, .. } => head = Some(fold_head(&model, input[1] * input[2])?),
         }
-        let fold_cflog = |b: usize, c: &Cflog| -> Result<CflogInt, FoldError> {
-            let p = format!("s{}.b{b}", si + 1);
-            let (inner, out) = c.requant_affines(&device);
-            let inner = match inner {
-                Some(affine) => Some(requant(
-                    &format!("{p}.gconv"),
-                    affine,
-                    q,
-                    bound(&format!("{p}.gconv")),
-                )?),
-                None => None,
-            };
-            let out_bound = bound(&format!("{p}.pw2"));
-            Ok(CflogInt {
-                pw1: ternary(&c.pw1),
-                gconv: ternary(&c.gconv),
-                inner,
-                pw2: ca_layer(&format!("{p}.pw2"), c)?,
-                out: requant(&format!("{p}.pw2"), out, q, out_bound)?,
-            })
-        };
-        let first = fold_cflog(0, &stage.first)?;
-        let mut blocks = Vec::with_capacity(stage.blocks.len());
-        for (bi, block) in stage.blocks.iter().enumerate() {
-            let largest = (q as i64) * (h * w) as i64 + 1;
-            let gate = host(block.gate_thresholds(h * w))
-                .into_iter()
-                .map(|g| {
-                    if g.is_nan() {
-                        return Err(FoldError::NonFinite {
-                            layer: format!("s{}.b{}.gate", si + 1, bi + 1),
-                            what: "gate threshold".into(),
-                        });
-                    }
-                    // A threshold at or below 0 is always on, above the largest sum never.
-                    Ok((g as f64).clamp(0.0, largest as f64) as i32)
-                })
-                .collect::<Result<Vec<i32>, _>>()?;
-            blocks.push(MrbInt {
-                cflog: fold_cflog(bi + 1, &block.cflog)?,
-                gate,
-            });
-        }
-        stages.push(StageInt { first, blocks });
     }
-
-    let alpha = model.head.conv.ternarized().alpha;
-    let (a, b) = model.head.folded(alpha, h * w);
-    let (a, b) = (host(a), host(b));
-    if a.iter().chain(&b).any(|v| !v.is_finite()) {
-        return Err(FoldError::NonFinite {
-            layer: "head".into(),
-            what: "affine".into(),
-        });
-    }
-    let (shift, multipliers, offsets) = head_fixed_point(&a, &b);
-    let head = HeadInt {
-        weights: ternary(&model.head.conv),
-        shift,
-        multipliers,
-        offsets,
-    };
+    let ((stem, stem_out), head) = stem.zip(head).expect("a topology has a stem and a head");
     Ok((
         IntModel {
             spec,
             stem,
             stem_out,
-            stages,
+            blocks,
             head,
         },
         report,

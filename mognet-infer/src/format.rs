@@ -27,14 +27,13 @@ use std::path::{Path, PathBuf};
 
 use mognet_arch::ca::{CaError, CaGenerator};
 use mognet_arch::{
-    GateMode, MuxInputs, NetSpec, SpecError, StageSpec, StorageWidths, ThresholdWidths,
+    BlockNode, GateMode, MuxInputs, NetSpec, Node, SpecError, StageSpec, StorageWidths,
+    ThresholdWidths,
 };
 
 use crate::bits::{BitReader, BitWriter, packed_len, signed_width, unsigned_width};
 use crate::kernels::requant::ChannelRequant;
-use crate::model::{
-    CaLayer, CflogInt, HeadInt, IntModel, MrbInt, StageInt, TernaryWeights, ca_crc,
-};
+use crate::model::{BlockInt, CaLayer, CflogInt, HeadInt, IntModel, TernaryWeights, ca_crc};
 use crate::ternary::{Packing, pack, unpack};
 
 /// File magic.
@@ -255,6 +254,22 @@ fn write_gate(out: &mut Vec<u8>, gate: &[i32]) -> u32 {
     bits
 }
 
+/// A CFLOG block: PW1, the grouped convolution, its thresholds (`inner_norm`), the CA layer's
+/// generator and CRC, the output thresholds.
+fn write_cflog(out: &mut Vec<u8>, c: &CflogInt, q: usize, packing: Packing) {
+    write_ternary(out, &c.pw1, packing);
+    write_ternary(out, &c.gconv, packing);
+    if let Some(inner) = &c.inner {
+        write_requant(out, inner, q);
+    }
+    let g = &c.pw2.generator;
+    out.push(g.rule);
+    out.extend(g.seed.to_le_bytes());
+    out.extend((g.warmup_for(c.pw2.width) as u32).to_le_bytes());
+    out.extend(ca_crc(&c.pw2.weights).to_le_bytes());
+    write_requant(out, &c.out, q);
+}
+
 impl IntModel {
     /// Encodes the model. Fails only if a size exceeds the format's fields.
     pub fn to_bytes(&self, packing: Packing) -> Result<Vec<u8>, FormatError> {
@@ -293,37 +308,31 @@ impl IntModel {
                 put_u16(&mut out, v, what)?;
             }
         }
-        write_ternary(&mut out, &self.stem, packing);
-        write_requant(&mut out, &self.stem_out, q);
-        for stage in &self.stages {
-            let blocks = std::iter::once((&stage.first, None))
-                .chain(stage.blocks.iter().map(|b| (&b.cflog, Some(&b.gate))));
-            for (c, gate) in blocks {
-                write_ternary(&mut out, &c.pw1, packing);
-                write_ternary(&mut out, &c.gconv, packing);
-                if let Some(inner) = &c.inner {
-                    write_requant(&mut out, inner, q);
+        for node in s.topology() {
+            match node {
+                Node::Stem { .. } => {
+                    write_ternary(&mut out, &self.stem, packing);
+                    write_requant(&mut out, &self.stem_out, q);
                 }
-                let g = &c.pw2.generator;
-                out.push(g.rule);
-                out.extend(g.seed.to_le_bytes());
-                out.extend((g.warmup_for(c.pw2.width) as u32).to_le_bytes());
-                out.extend(ca_crc(&c.pw2.weights).to_le_bytes());
-                write_requant(&mut out, &c.out, q);
-                if let Some(gate) = gate
-                    && s.gate == GateMode::Tgap
-                {
-                    write_gate(&mut out, gate);
+                Node::Pool { .. } => {}
+                Node::Block(b) => {
+                    let block = &self.blocks[b.index];
+                    write_cflog(&mut out, &block.cflog, q, packing);
+                    if b.residual.is_some_and(|r| r.gate == GateMode::Tgap) {
+                        write_gate(&mut out, &block.gate);
+                    }
+                }
+                Node::Head { .. } => {
+                    write_ternary(&mut out, &self.head.weights, packing);
+                    out.push(self.head.shift);
+                    for m in &self.head.multipliers {
+                        out.extend(m.to_le_bytes());
+                    }
+                    for c in &self.head.offsets {
+                        out.extend(c.to_le_bytes());
+                    }
                 }
             }
-        }
-        write_ternary(&mut out, &self.head.weights, packing);
-        out.push(self.head.shift);
-        for m in &self.head.multipliers {
-            out.extend(m.to_le_bytes());
-        }
-        for c in &self.head.offsets {
-            out.extend(c.to_le_bytes());
         }
         let crc = crc32fast::hash(&out);
         out.extend(crc.to_le_bytes());
@@ -770,32 +779,24 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    /// Stage `si` (1-based in names) on a `plane`-pixel map: the first CFLOG, then the MRBs
-    /// with their gate thresholds.
-    fn stage(
+    /// Block `b`: its CFLOG, then the gate thresholds of a `Tgap` MRB.
+    fn block(
         &mut self,
-        si: usize,
+        b: &BlockNode,
         spec: &NetSpec,
-        c_in: usize,
-        plane: usize,
         packing: Packing,
         widths: &mut StorageWidths,
-    ) -> Result<StageInt, FormatError> {
-        let st = spec.stages[si];
-        let q = spec.levels() as usize;
-        let name = |b: usize| format!("s{}.b{b}", si + 1);
-        let first = self.cflog(&name(0), spec, &st, c_in, packing, widths)?;
-        let mut blocks = Vec::with_capacity(st.blocks - 1);
-        for b in 1..st.blocks {
-            let cflog = self.cflog(&name(b), spec, &st, st.n, packing, widths)?;
-            let gate = if spec.gate == GateMode::Tgap {
-                self.gate_thresholds(&name(b), st.n, q, plane, widths)?
-            } else {
-                Vec::new()
-            };
-            blocks.push(MrbInt { cflog, gate });
-        }
-        Ok(StageInt { first, blocks })
+    ) -> Result<BlockInt, FormatError> {
+        let name = b.id.to_string();
+        let st = spec.stages[b.id.stage];
+        let cflog = self.cflog(&name, spec, &st, b.c_in, packing, widths)?;
+        let gate = if b.residual.is_some_and(|r| r.gate == GateMode::Tgap) {
+            let q = spec.levels() as usize;
+            self.gate_thresholds(&name, b.n, q, b.size[0] * b.size[1], widths)?
+        } else {
+            Vec::new()
+        };
+        Ok(BlockInt { cflog, gate })
     }
 
     /// The head: ternary weights, then the fixed-point affine.
@@ -841,20 +842,22 @@ impl IntModel {
         c.u8("reserved")?;
         let spec = c.spec()?;
         let q = spec.levels() as usize;
-        let (k, stem_width) = (spec.kernel_size, spec.stem_width);
         let mut widths = StorageWidths::default();
-        let stem = c.ternary("stem weights", stem_width, spec.in_channels, k, 1, packing)?;
-        let stem_out = c.requant("stem thresholds", stem_width, q, &mut widths, "stem")?;
-        let mut stages = Vec::with_capacity(spec.stages.len());
-        let (mut c_in, [mut h, mut w]) = (stem_width, spec.input_size);
-        for si in 0..spec.stages.len() {
-            if si > 0 {
-                (h, w) = (h / 2, w / 2);
+        let (mut stem, mut head) = (None, None);
+        let mut blocks = Vec::new();
+        for node in spec.topology() {
+            match node {
+                Node::Stem { input, out, kernel } => {
+                    let weights = c.ternary("stem weights", out, input[0], kernel, 1, packing)?;
+                    let requant = c.requant("stem thresholds", out, q, &mut widths, "stem")?;
+                    stem = Some((weights, requant));
+                }
+                Node::Pool { .. } => {}
+                Node::Block(b) => blocks.push(c.block(&b, &spec, packing, &mut widths)?),
+                Node::Head { input, .. } => head = Some(c.head(&spec, input[0], packing)?),
             }
-            stages.push(c.stage(si, &spec, c_in, h * w, packing, &mut widths)?);
-            c_in = spec.stages[si].n;
         }
-        let head = c.head(&spec, c_in, packing)?;
+        let ((stem, stem_out), head) = stem.zip(head).expect("a topology has a stem and a head");
         if c.pos != body.len() {
             return Err(FormatError::Trailing(body.len() - c.pos));
         }
@@ -862,7 +865,7 @@ impl IntModel {
             spec,
             stem,
             stem_out,
-            stages,
+            blocks,
             head,
         };
         let info = FileInfo {

@@ -63,22 +63,14 @@ pub struct CflogInt {
     pub out: Vec<ChannelRequant>,
 }
 
-/// An MRB: a CFLOG, the gate thresholds and the mux.
+/// One block of the network: its CFLOG and, for an MRB with the `Tgap` gate, the gate's
+/// thresholds (empty otherwise).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MrbInt {
-    /// Main path.
+pub struct BlockInt {
+    /// The CFLOG (an MRB's main path).
     pub cflog: CflogInt,
-    /// Gate thresholds on the spatial sum of each input channel (`Tgap` only).
+    /// Gate thresholds on the spatial sum of each input channel (`Tgap` MRBs only).
     pub gate: Vec<i32>,
-}
-
-/// A stage.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StageInt {
-    /// The width-changing CFLOG.
-    pub first: CflogInt,
-    /// The MRBs.
-    pub blocks: Vec<MrbInt>,
 }
 
 /// The head: 1x1 ternary conv, then `logit = S * M + C` on spatial sums (real logit
@@ -104,8 +96,8 @@ pub struct IntModel {
     pub stem: TernaryWeights,
     /// Stem requantization.
     pub stem_out: Vec<ChannelRequant>,
-    /// Stages.
-    pub stages: Vec<StageInt>,
+    /// Every block, in the order of `spec.topology()` (a block's `index`).
+    pub blocks: Vec<BlockInt>,
     /// Head.
     pub head: HeadInt,
 }
@@ -128,15 +120,12 @@ impl IntModel {
         }
     }
 
-    /// The CFLOGs in order with their names' prefixes (`s1.b0`, ...).
+    /// The CFLOGs in order with their blocks' names (`s1.b0`, ...).
     pub fn cflogs(&self) -> Vec<(String, &CflogInt)> {
-        let mut out = Vec::new();
-        for (si, stage) in self.stages.iter().enumerate() {
-            out.push((format!("s{}.b0", si + 1), &stage.first));
-            for (bi, b) in stage.blocks.iter().enumerate() {
-                out.push((format!("s{}.b{}", si + 1, bi + 1), &b.cflog));
-            }
-        }
-        out
+        self.spec
+            .blocks()
+            .iter()
+            .map(|b| (b.id.to_string(), &self.blocks[b.index].cflog))
+            .collect()
     }
 }

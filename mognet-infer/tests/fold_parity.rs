@@ -234,7 +234,7 @@ fn every_corruption_is_a_typed_error() {
 
 /// Offset of the first CA record (rule byte) in an encoded tiny model.
 fn find_ca(body: &[u8], model: &IntModel) -> usize {
-    let g = &model.stages[0].first.pw2.generator;
+    let g = &model.blocks[0].cflog.pw2.generator;
     let mut needle = vec![g.rule];
     needle.extend(g.seed.to_le_bytes());
     body.windows(needle.len())

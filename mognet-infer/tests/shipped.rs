@@ -1,6 +1,6 @@
 //! The trained models shipped in `checkpoints/`: each loads, gives its recorded accuracy on the
-//! shipped Fashion-MNIST sample (the first 1,000 test images), and the fast engine agrees with
-//! the reference engine image by image.
+//! shipped Fashion-MNIST sample (the first 1,000 test images), re-encodes to the same bytes, and
+//! the fast engine agrees with the reference engine image by image.
 #![cfg(feature = "cli")]
 
 use std::path::{Path, PathBuf};
@@ -49,7 +49,10 @@ fn shipped_models_keep_their_accuracy_and_engines_agree() {
         .unwrap();
     assert_eq!(set.labels.len(), 1000);
     for &(name, correct) in SHIPPED {
-        let (model, _) = IntModel::load(&dir.join(name)).unwrap();
+        let (model, info) = IntModel::load(&dir.join(name)).unwrap();
+        // The writer gives back the shipped file, byte for byte.
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        assert!(model.to_bytes(info.packing).unwrap() == bytes, "{name}: re-encoded");
         let fast = FastModel::new(&model);
         let predictions = fast.predict_batch(&set.pixels, 2, Variant::detect());
         let got = predictions

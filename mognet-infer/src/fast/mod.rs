@@ -14,6 +14,8 @@ pub mod search;
 pub mod vnni;
 pub mod winograd;
 
+use mognet_arch::Node;
+
 use crate::engine::Prediction;
 use crate::kernels::head::{argmax, logits};
 use crate::kernels::requant::ChannelRequant;
@@ -161,6 +163,15 @@ struct FastCflog {
     residual: bool,
 }
 
+/// A step of the fast engine between stem and head.
+#[derive(Debug, Clone)]
+enum Step {
+    /// 2x2 max pooling of `channels` channels from geometry `stage - 1` into `stage`'s.
+    Pool { stage: usize, channels: usize },
+    /// A CFLOG block (with its MRB gate and multiplexer when `residual`).
+    Block(Box<FastCflog>),
+}
+
 /// The fast engine's form of a model.
 #[derive(Debug, Clone)]
 pub struct FastModel {
@@ -171,8 +182,8 @@ pub struct FastModel {
     in_channels: usize,
     stem: Terms,
     stem_out: Table,
-    /// Per stage: input channels (for pooling) and its CFLOGs.
-    stages: Vec<(usize, Vec<FastCflog>)>,
+    /// The steps between stem and head, in execution order.
+    steps: Vec<Step>,
     head: Terms,
     multipliers: Vec<i32>,
     offsets: Vec<i32>,
@@ -243,6 +254,56 @@ pub struct Scratch {
     wino: Aligned<i32>,
 }
 
+/// A CFLOG block's fast form on geometry `g` (`geom`).
+fn fast_cflog(
+    c: &CflogInt,
+    g: usize,
+    geom: &Geom,
+    q: usize,
+    gate: &[i32],
+    residual: bool,
+) -> FastCflog {
+    let bounds = pointwise_bounds(&c.pw1.codes, c.pw1.out, c.pw1.inputs, q as i64);
+    let gconv_wino = Winograd::new(&c.gconv, geom, &bounds);
+    let pw2 = TableConv::new(
+        &c.pw2.weights,
+        c.pw2.rows,
+        c.pw2.width,
+        kernels::TABLE_WIDTH,
+    );
+    // The largest code the grouped convolution's requantization gives.
+    let inner_max = c.inner.as_ref().map(|t| {
+        t.iter()
+            .map(|ch| match ch {
+                ChannelRequant::Constant(v) => *v as i64,
+                _ => q as i64,
+            })
+            .max()
+            .unwrap_or(0)
+    });
+    FastCflog {
+        geom: g,
+        pw1: Terms::new(&c.pw1.codes, c.pw1.out, c.pw1.inputs, 1, 1, geom),
+        pw1_dot: DotConv::new(&c.pw1.codes, c.pw1.out, c.pw1.inputs),
+        gconv: Terms::new(
+            &c.gconv.codes,
+            c.gconv.out,
+            c.gconv.inputs,
+            c.gconv.k,
+            c.gconv.groups,
+            geom,
+        ),
+        gconv_half: Segments::new(&c.gconv, geom, &bounds),
+        ca16: gconv_wino.is_some() && inner_max.is_some_and(|m| pw2.fits_i16(m)),
+        gconv_wino,
+        inner: c.inner.as_ref().map(|t| Table::new(t, q)),
+        pw2,
+        out: Table::new(&c.out, q),
+        gate: gate.to_vec(),
+        residual,
+    }
+}
+
 impl FastModel {
     /// Lays the model out for the fast kernels.
     pub fn new(model: &IntModel) -> FastModel {
@@ -252,106 +313,85 @@ impl FastModel {
         let [mut h, mut w] = spec.input_size;
         let mut geoms = vec![Geom::new(h, w, p)];
         for _ in 1..spec.stages.len() {
-            h /= 2;
-            w /= 2;
+            (h, w) = (h / 2, w / 2);
             geoms.push(Geom::new(h, w, p));
         }
-        let stem = Terms::new(
-            &model.stem.codes,
-            model.stem.out,
-            model.stem.inputs,
-            model.stem.k,
-            1,
-            &geoms[0],
-        );
-        let fast_cflog = |c: &CflogInt, g: usize, gate: &[i32], residual: bool| {
-            let bounds = pointwise_bounds(&c.pw1.codes, c.pw1.out, c.pw1.inputs, q as i64);
-            let gconv_wino = Winograd::new(&c.gconv, &geoms[g], &bounds);
-            let pw2 = TableConv::new(
-                &c.pw2.weights,
-                c.pw2.rows,
-                c.pw2.width,
-                kernels::TABLE_WIDTH,
-            );
-            // The largest code the grouped convolution's requantization gives.
-            let inner_max = c.inner.as_ref().map(|t| {
-                t.iter()
-                    .map(|ch| match ch {
-                        ChannelRequant::Constant(v) => *v as i64,
-                        _ => q as i64,
-                    })
-                    .max()
-                    .unwrap_or(0)
-            });
-            FastCflog {
-                geom: g,
-                pw1: Terms::new(&c.pw1.codes, c.pw1.out, c.pw1.inputs, 1, 1, &geoms[g]),
-                pw1_dot: DotConv::new(&c.pw1.codes, c.pw1.out, c.pw1.inputs),
-                gconv: Terms::new(
-                    &c.gconv.codes,
-                    c.gconv.out,
-                    c.gconv.inputs,
-                    c.gconv.k,
-                    c.gconv.groups,
-                    &geoms[g],
-                ),
-                gconv_half: Segments::new(&c.gconv, &geoms[g], &bounds),
-                ca16: gconv_wino.is_some() && inner_max.is_some_and(|m| pw2.fits_i16(m)),
-                gconv_wino,
-                inner: c.inner.as_ref().map(|t| Table::new(t, q)),
-                pw2,
-                out: Table::new(&c.out, q),
-                gate: gate.to_vec(),
-                residual,
+        // The widest map of each geometry sizes its buffers.
+        let mut widest = vec![0; geoms.len()];
+        let (mut steps, mut stem, mut head) = (Vec::new(), None, None);
+        for node in spec.topology() {
+            match node {
+                Node::Stem { input, out, kernel } => {
+                    let codes = &model.stem.codes;
+                    stem = Some(Terms::new(codes, out, input[0], kernel, 1, &geoms[0]));
+                }
+                Node::Pool { stage, input } => steps.push(Step::Pool {
+                    stage,
+                    channels: input[0],
+                }),
+                Node::Block(b) => {
+                    let g = b.id.stage;
+                    widest[g] = widest[g].max(b.c_in).max(b.m).max(b.n);
+                    let block = &model.blocks[b.index];
+                    let residual = b.residual.is_some();
+                    steps.push(Step::Block(Box::new(fast_cflog(
+                        &block.cflog,
+                        g,
+                        &geoms[g],
+                        q,
+                        &block.gate,
+                        residual,
+                    ))));
+                }
+                Node::Head { input, classes } => {
+                    let g = geoms.len() - 1;
+                    widest[g] = widest[g].max(classes);
+                    let weights = &model.head.weights;
+                    head = Some(Terms::new(
+                        &weights.codes,
+                        classes,
+                        input[0],
+                        1,
+                        1,
+                        &geoms[g],
+                    ));
+                }
             }
-        };
-        let mut stages = Vec::new();
-        let mut buffers = Vec::new();
-        let mut compact = Vec::new();
-        let mut compact_buffers = Vec::new();
-        let mut channels = spec.stem_width;
-        let last = geoms.len() - 1;
-        for (si, stage) in model.stages.iter().enumerate() {
-            let mut blocks = vec![fast_cflog(&stage.first, si, &[], false)];
-            for b in &stage.blocks {
-                blocks.push(fast_cflog(&b.cflog, si, &b.gate, true));
-            }
-            let st = &spec.stages[si];
-            let mut widest = channels.max(st.m).max(st.n);
-            if si == last {
-                widest = widest.max(spec.num_classes);
-            }
-            buffers.push(geoms[si].buffer_len(widest));
-            compact.push(Geom::new(geoms[si].h, geoms[si].w, 0));
-            compact_buffers.push(compact[si].buffer_len(widest));
-            stages.push((channels, blocks));
-            channels = st.n;
         }
-        let head = Terms::new(
-            &model.head.weights.codes,
-            model.head.weights.out,
-            model.head.weights.inputs,
-            1,
-            1,
-            &geoms[last],
-        );
+        let compact: Vec<Geom> = geoms.iter().map(|g| Geom::new(g.h, g.w, 0)).collect();
         FastModel {
             in_channels: spec.in_channels,
-            stem,
+            stem: stem.expect("a topology starts with its stem"),
             stem_out: Table::new(&model.stem_out, q),
-            stages,
-            head,
+            steps,
+            head: head.expect("a topology ends with its head"),
             multipliers: model.head.multipliers.clone(),
             offsets: model.head.offsets.clone(),
             fixed_gate: model.fixed_gate(),
             avg: model.mux() == crate::kernels::mrb::Mux::Avg,
-            buffers,
-            compact_buffers,
+            buffers: geoms
+                .iter()
+                .zip(&widest)
+                .map(|(g, &c)| g.buffer_len(c))
+                .collect(),
+            compact_buffers: compact
+                .iter()
+                .zip(&widest)
+                .map(|(g, &c)| g.buffer_len(c))
+                .collect(),
             classes: spec.num_classes,
             macs: mognet_arch::Summary::new(spec, &mognet_arch::StorageWidths::default()).macs,
             compact,
             geoms,
         }
+    }
+
+    /// The CFLOG blocks in execution order.
+    fn cflogs(&self) -> impl Iterator<Item = &FastCflog> {
+        self.steps.iter().filter_map(|step| match step {
+            Step::Block(c) => Some(&**c),
+            Step::Pool { .. } => None,
+        })
     }
 
     /// Multiply-accumulates per image (the summary's count).
@@ -366,28 +406,20 @@ impl FastModel {
 
     /// Working memory for one thread.
     pub fn scratch(&self) -> Scratch {
-        let max_c = self
-            .stages
-            .iter()
-            .flat_map(|(_, b)| b.iter().map(|c| c.out.kinds.len()))
-            .max()
-            .unwrap_or(0);
+        let max_c = self.cflogs().map(|c| c.out.kinds.len()).max().unwrap_or(0);
         let max_table = self
-            .stages
-            .iter()
-            .flat_map(|(_, b)| b.iter().map(|c| c.pw2.scratch_rows()))
+            .cflogs()
+            .map(|c| c.pw2.scratch_rows())
             .max()
             .unwrap_or(0);
         let max_packed = self
-            .stages
-            .iter()
-            .flat_map(|(_, b)| b.iter().map(|c| c.pw1_dot.scratch_len()))
+            .cflogs()
+            .map(|c| c.pw1_dot.scratch_len())
             .max()
             .unwrap_or(0);
         let wino = |f: fn(&Winograd) -> usize| {
-            self.stages
-                .iter()
-                .flat_map(|(_, b)| b.iter().filter_map(|c| c.gconv_wino.as_ref().map(f)))
+            self.cflogs()
+                .filter_map(|c| c.gconv_wino.as_ref().map(f))
                 .max()
                 .unwrap_or(0)
         };
@@ -583,6 +615,52 @@ fn cflog<const VNNI: bool>(
     clock.lap(3);
 }
 
+/// One block on the buffers of geometry `current`: the CFLOG, then an MRB's gate and
+/// multiplexer; its output ends in the first buffer.
+#[inline(always)]
+fn run_block<const VNNI: bool>(
+    m: &FastModel,
+    block: &FastCflog,
+    current: usize,
+    s: &mut Scratch,
+    clock: &mut Clock,
+) {
+    let [x, a1, a2, f] = &mut s.bufs[current];
+    let g = &m.geoms[block.geom];
+    let work = Work {
+        half: &mut s.half[current],
+        codes: &mut s.codes[current],
+        table16: &mut s.table16,
+        table: &mut s.table,
+        packed: &mut s.packed,
+        wino: &mut s.wino,
+    };
+    cflog::<VNNI>(
+        block,
+        [g, &m.compact[block.geom]],
+        x,
+        [a1, a2, f],
+        work,
+        clock,
+    );
+    if block.residual {
+        let n = block.out.kinds.len();
+        let gate = &mut s.gate[..n];
+        match m.fixed_gate {
+            Some(on) => gate.fill(on),
+            None => {
+                plane_sums(x, g, n, false, &mut s.sums[..n]);
+                for (bit, (&sum, &t)) in gate.iter_mut().zip(s.sums.iter().zip(&block.gate)) {
+                    *bit = sum >= t as i64;
+                }
+            }
+        }
+        mux(x, f, g, gate, m.avg);
+        clock.lap(4);
+    }
+    std::mem::swap(x, f);
+}
+
 /// The network on one image (generic over the instruction set it is inlined into).
 #[inline(always)]
 fn run<const VNNI: bool>(
@@ -613,54 +691,17 @@ fn run<const VNNI: bool>(
     );
     clock.lap(0);
     let mut current = 0;
-    for (si, (channels, blocks)) in m.stages.iter().enumerate() {
-        if si > 0 {
-            let (before, after) = s.bufs.split_at_mut(si);
-            pool(
-                &before[si - 1][0],
-                &m.geoms[si - 1],
-                &mut after[0][0],
-                &m.geoms[si],
-                *channels,
-            );
-            current = si;
-            clock.lap(5);
-        }
-        let [x, a1, a2, f] = &mut s.bufs[current];
-        for block in blocks {
-            let g = &m.geoms[block.geom];
-            cflog::<VNNI>(
-                block,
-                [g, &m.compact[block.geom]],
-                x,
-                [a1, a2, f],
-                Work {
-                    half: &mut s.half[current],
-                    codes: &mut s.codes[current],
-                    table16: &mut s.table16,
-                    table: &mut s.table,
-                    packed: &mut s.packed,
-                    wino: &mut s.wino,
-                },
-                &mut clock,
-            );
-            if block.residual {
-                let n = block.out.kinds.len();
-                let gate = &mut s.gate[..n];
-                match m.fixed_gate {
-                    Some(on) => gate.fill(on),
-                    None => {
-                        plane_sums(x, g, n, false, &mut s.sums[..n]);
-                        for (bit, (&sum, &t)) in gate.iter_mut().zip(s.sums.iter().zip(&block.gate))
-                        {
-                            *bit = sum >= t as i64;
-                        }
-                    }
-                }
-                mux(x, f, g, gate, m.avg);
-                clock.lap(4);
+    for step in &m.steps {
+        match step {
+            Step::Pool { stage, channels } => {
+                let si = *stage;
+                let (before, after) = s.bufs.split_at_mut(si);
+                let (from, to) = (&m.geoms[si - 1], &m.geoms[si]);
+                pool(&before[si - 1][0], from, &mut after[0][0], to, *channels);
+                current = si;
+                clock.lap(5);
             }
-            std::mem::swap(x, f);
+            Step::Block(block) => run_block::<VNNI>(m, block, current, s, &mut clock),
         }
     }
     let g = m.geoms.last().expect("one stage at least");

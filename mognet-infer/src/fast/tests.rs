@@ -3,14 +3,14 @@
 
 use mognet_arch::ca::CaGenerator;
 use mognet_arch::rng::SplitMix64;
-use mognet_arch::{GateMode, MuxInputs, NetSpec, StageSpec};
+use mognet_arch::{BlockNode, GateMode, MuxInputs, NetSpec, StageSpec};
 
 use super::geom::Geom;
 use super::kernels::{Post, Rq, Terms, conv};
 use super::{FastModel, Variant};
 use crate::kernels::conv::ternary_conv;
 use crate::kernels::requant::ChannelRequant;
-use crate::model::{CaLayer, CflogInt, HeadInt, IntModel, MrbInt, StageInt, TernaryWeights};
+use crate::model::{BlockInt, CaLayer, CflogInt, HeadInt, IntModel, TernaryWeights};
 
 struct Rng(SplitMix64);
 
@@ -54,51 +54,44 @@ impl Rng {
 fn random_model(spec: NetSpec, seed: u64) -> IntModel {
     let mut r = Rng(SplitMix64::new(seed));
     let k = spec.kernel_size;
-    let [mut h, mut w] = spec.input_size;
-    let mut c = spec.stem_width;
-    let mut stages = Vec::new();
-    for (si, st) in spec.stages.iter().enumerate() {
-        if si > 0 {
-            h /= 2;
-            w /= 2;
-        }
-        let cflog = |c_in: usize, r: &mut Rng| {
-            // As the trainer does: the first seed whose rows are valid.
-            let (generator, weights) = (0..64)
-                .find_map(|_| {
-                    let g = CaGenerator {
-                        rule: 30,
-                        seed: r.0.next_u64(),
-                        warmup: None,
-                    };
-                    g.weights(st.n, st.m).ok().map(|w| (g, w))
-                })
-                .expect("a valid CA seed");
-            CflogInt {
-                pw1: r.weights(st.m, c_in, 1, 1),
-                gconv: r.weights(st.m, st.m, k, st.groups),
-                inner: spec.inner_norm.then(|| r.requant(st.m, 60)),
-                pw2: CaLayer {
-                    weights,
-                    generator,
-                    rows: st.n,
-                    width: st.m,
-                },
-                out: r.requant(st.n, 400),
-            }
-        };
-        let first = cflog(c, &mut r);
-        let blocks = (1..st.blocks)
-            .map(|_| MrbInt {
-                cflog: cflog(st.n, &mut r),
-                gate: (0..st.n)
-                    .map(|_| r.below((7 * h * w) as u64 + 2) as i32)
-                    .collect(),
+    let cflog = |b: &BlockNode, r: &mut Rng| {
+        // As the trainer does: the first seed whose rows are valid.
+        let (generator, weights) = (0..64)
+            .find_map(|_| {
+                let g = CaGenerator {
+                    rule: 30,
+                    seed: r.0.next_u64(),
+                    warmup: None,
+                };
+                g.weights(b.n, b.m).ok().map(|w| (g, w))
             })
-            .collect();
-        stages.push(StageInt { first, blocks });
-        c = st.n;
+            .expect("a valid CA seed");
+        CflogInt {
+            pw1: r.weights(b.m, b.c_in, 1, 1),
+            gconv: r.weights(b.m, b.m, k, b.groups),
+            inner: spec.inner_norm.then(|| r.requant(b.m, 60)),
+            pw2: CaLayer {
+                weights,
+                generator,
+                rows: b.n,
+                width: b.m,
+            },
+            out: r.requant(b.n, 400),
+        }
+    };
+    let mut blocks = Vec::new();
+    for b in spec.blocks() {
+        let cflog = cflog(&b, &mut r);
+        let plane = b.size[0] * b.size[1];
+        let gate = match b.residual {
+            Some(_) => (0..b.n)
+                .map(|_| r.below((7 * plane) as u64 + 2) as i32)
+                .collect(),
+            None => Vec::new(),
+        };
+        blocks.push(BlockInt { cflog, gate });
     }
+    let c = spec.stages.last().expect("a stage").n;
     IntModel {
         stem: r.weights(spec.stem_width, spec.in_channels, k, 1),
         stem_out: r.requant(spec.stem_width, 300),
@@ -112,7 +105,7 @@ fn random_model(spec: NetSpec, seed: u64) -> IntModel {
                 .map(|_| r.below(1 << 24) as i32 - (1 << 23))
                 .collect(),
         },
-        stages,
+        blocks,
         spec,
     }
 }
@@ -163,7 +156,7 @@ fn every_variant_matches_the_reference_on_random_networks() {
         spec.validate().unwrap();
         let model = random_model(spec.clone(), seed + 1000);
         let fast = FastModel::new(&model);
-        for b in fast.stages.iter().flat_map(|(_, b)| b) {
+        for b in fast.cflogs() {
             wino += b.gconv_wino.is_some() as usize;
             ca16 += b.ca16 as usize;
         }
@@ -260,7 +253,7 @@ fn pw1_sums_too_wide_for_i16_take_the_i32_path() {
     spec.validate().unwrap();
     let model = random_model(spec, 7);
     let fast = FastModel::new(&model);
-    let blocks = &fast.stages[0].1;
+    let blocks: Vec<_> = fast.cflogs().collect();
     assert!(blocks[0].gconv_half.is_none(), "the wide PW1 must use i32");
     assert!(blocks[1].gconv_half.is_some(), "an 8-channel PW1 fits i16");
     let mut rng = SplitMix64::new(3);
@@ -301,20 +294,14 @@ fn every_preset_takes_the_winograd_form_even_with_dense_weights() {
             mux: MuxInputs::Avg,
         };
         let mut model = random_model(spec, 11);
-        for stage in &mut model.stages {
-            let blocks = std::iter::once(&mut stage.first)
-                .chain(stage.blocks.iter_mut().map(|b| &mut b.cflog));
-            for c in blocks {
-                c.pw1.codes.iter_mut().for_each(|w| *w = 1);
-                c.gconv.codes.iter_mut().for_each(|w| *w = -1);
-            }
+        for c in model.blocks.iter_mut().map(|b| &mut b.cflog) {
+            c.pw1.codes.iter_mut().for_each(|w| *w = 1);
+            c.gconv.codes.iter_mut().for_each(|w| *w = -1);
         }
         let fast = FastModel::new(&model);
-        for (_, blocks) in &fast.stages {
-            for b in blocks {
-                assert!(b.gconv_wino.is_some(), "{}", preset.name());
-                assert_eq!(b.ca16, inner_norm, "{}: CA sums in i16", preset.name());
-            }
+        for b in fast.cflogs() {
+            assert!(b.gconv_wino.is_some(), "{}", preset.name());
+            assert_eq!(b.ca16, inner_norm, "{}: CA sums in i16", preset.name());
         }
     }
 }
