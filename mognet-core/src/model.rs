@@ -8,7 +8,8 @@ use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 use mognet_arch::ca::{CaError, CaGenerator};
 use mognet_arch::{
-    BlockId, GateMode, MuxInputs, NetSpec, SpecError, StageSpec, StorageWidths, Summary,
+    BlockId, BlockNode, GateMode, MuxInputs, NetSpec, Node, SpecError, StageSpec, StorageWidths,
+    Summary,
 };
 
 use crate::bn_qrelu::BnQReluConfig;
@@ -211,93 +212,113 @@ impl MognetConfig {
         })
     }
 
+    /// The configuration of block `b`, with its CA seed and its two initialisation seeds.
+    fn cflog_config(&self, b: &BlockNode, seeds: [u64; 2]) -> Result<CflogConfig, ModelError> {
+        let name = b.id.layer("pw2");
+        let ca_seed = self.ca_generator(b.index as u64, &name, b.n, b.m)?;
+        Ok(CflogConfig::new([b.c_in, b.m, b.n], b.groups)
+            .with_kernel_size(b.kernel)
+            .with_inner_norm(b.inner_norm)
+            .with_bits(self.bits)
+            .with_btq(self.btq.clone())
+            .with_ca_rule(self.ca_rule)
+            .with_ca_seed(ca_seed)
+            .with_ca_warmup(self.ca_warmup)
+            .with_init_seeds(seeds)
+            .with_bn_momentum(self.bn_momentum)
+            .with_bn_epsilon(self.bn_epsilon))
+    }
+
     /// Builds the network on `device`. The same config (seed included) gives the same weights,
     /// bit for bit, on every backend.
     pub fn init(&self, device: &Device) -> Result<Mognet, ModelError> {
         self.spec().validate()?;
+        // One seed per ternary layer, drawn in execution order.
         let mut stream = INIT_STREAM;
         let mut next_seed = || {
             stream += 1;
             derive_seed(self.seed, stream)
         };
-        let bn_q = |channels| {
-            BnQReluConfig::new(channels)
+        let (mut stem, mut head) = (None, None);
+        let mut stages: Vec<Stage> = Vec::with_capacity(self.stages.len());
+        for node in self.spec().topology() {
+            match node {
+                Node::Stem { input, out, kernel } => {
+                    stem = Some(self.stem(input[0], out, kernel, next_seed(), device))
+                }
+                Node::Pool { .. } => {}
+                Node::Block(b) => {
+                    let config = self.cflog_config(&b, [next_seed(), next_seed()])?;
+                    let ca_error = |e: CaError| ModelError::Ca {
+                        layer: format!("stage {}", b.id.stage + 1),
+                        attempts: 1,
+                        source: e,
+                    };
+                    match b.residual {
+                        None => stages.push(Stage {
+                            first: config.init(device).map_err(ca_error)?,
+                            blocks: Vec::new(),
+                        }),
+                        Some(residual) => {
+                            let mrb = MrbConfig::new(config)
+                                .with_gate(residual.gate)
+                                .with_mux(residual.mux)
+                                .with_tau_init(self.tau_init)
+                                .with_gate_temperature(self.gate_temperature)
+                                .init(device)
+                                .map_err(ca_error)?;
+                            let stage = stages.last_mut().expect("a stage starts with a CFLOG");
+                            stage.blocks.push(mrb);
+                        }
+                    }
+                }
+                Node::Head { input, classes } => {
+                    head = Some(self.head(input[0], classes, next_seed(), device))
+                }
+            }
+        }
+        Ok(Mognet {
+            stem: stem.expect("a topology starts with its stem"),
+            stages,
+            head: head.expect("a topology ends with its head"),
+        })
+    }
+
+    fn ternary(&self, channels: [usize; 2], seed: u64) -> TernaryConv2dConfig {
+        TernaryConv2dConfig::new(channels)
+            .with_btq(self.btq.clone())
+            .with_seed(seed)
+    }
+
+    /// The stem: a `kernel` x `kernel` ternary convolution, then BN + QReLU.
+    fn stem(&self, c_in: usize, out: usize, kernel: usize, seed: u64, device: &Device) -> Stem {
+        Stem {
+            conv: self
+                .ternary([c_in, out], seed)
+                .with_kernel_size(kernel)
+                .with_padding(kernel / 2)
+                .init(device),
+            out: BnQReluConfig::new(out)
                 .with_bits(self.bits)
                 .with_momentum(self.bn_momentum)
                 .with_epsilon(self.bn_epsilon)
-        };
-        let ternary = |channels: [usize; 2], seed| {
-            TernaryConv2dConfig::new(channels)
-                .with_btq(self.btq.clone())
-                .with_seed(seed)
-        };
-        let stem = Stem {
-            conv: ternary([self.in_channels, self.stem_width], next_seed())
-                .with_kernel_size(self.kernel_size)
-                .with_padding(self.kernel_size / 2)
                 .init(device),
-            out: bn_q(self.stem_width).init(device),
-        };
-        let mut c = self.stem_width;
-        let mut cflog_index = 0u64;
-        let mut stages = Vec::with_capacity(self.stages.len());
-        for (si, stage) in self.stages.iter().enumerate() {
-            let mut cflog =
-                |c_in: usize, b: usize, seeds: [u64; 2]| -> Result<CflogConfig, ModelError> {
-                    let name = format!("s{}.b{b}.pw2", si + 1);
-                    let ca_seed = self.ca_generator(cflog_index, &name, stage.n, stage.m)?;
-                    cflog_index += 1;
-                    Ok(CflogConfig::new([c_in, stage.m, stage.n], stage.groups)
-                        .with_kernel_size(self.kernel_size)
-                        .with_inner_norm(self.inner_norm)
-                        .with_bits(self.bits)
-                        .with_btq(self.btq.clone())
-                        .with_ca_rule(self.ca_rule)
-                        .with_ca_seed(ca_seed)
-                        .with_ca_warmup(self.ca_warmup)
-                        .with_init_seeds(seeds)
-                        .with_bn_momentum(self.bn_momentum)
-                        .with_bn_epsilon(self.bn_epsilon))
-                };
-            let ca_error = |e: CaError| ModelError::Ca {
-                layer: format!("stage {}", si + 1),
-                attempts: 1,
-                source: e,
-            };
-            let first = cflog(c, 0, [next_seed(), next_seed()])?
-                .init(device)
-                .map_err(ca_error)?;
-            let mut blocks = Vec::with_capacity(stage.blocks.saturating_sub(1));
-            for b in 1..stage.blocks {
-                let config = cflog(stage.n, b, [next_seed(), next_seed()])?;
-                blocks.push(
-                    MrbConfig::new(config)
-                        .with_gate(self.gate)
-                        .with_mux(self.mux)
-                        .with_tau_init(self.tau_init)
-                        .with_gate_temperature(self.gate_temperature)
-                        .init(device)
-                        .map_err(ca_error)?,
-                );
-            }
-            stages.push(Stage { first, blocks });
-            c = stage.n;
         }
-        let mut head_bn = BatchNormConfig::new(self.num_classes)
+    }
+
+    /// The head: a 1x1 ternary convolution to class maps and their batch norm (gamma starts at
+    /// `head_gamma_init`).
+    fn head(&self, c_in: usize, classes: usize, seed: u64, device: &Device) -> Head {
+        let mut bn = BatchNormConfig::new(classes)
             .with_momentum(self.bn_momentum)
             .with_epsilon(self.bn_epsilon)
             .init(device);
-        head_bn.gamma = Param::from_tensor(Tensor::full(
-            [self.num_classes],
-            self.head_gamma_init,
-            device,
-        ));
-        let head = Head {
-            conv: ternary([c, self.num_classes], next_seed()).init(device),
-            bn: head_bn,
+        bn.gamma = Param::from_tensor(Tensor::full([classes], self.head_gamma_init, device));
+        Head {
+            conv: self.ternary([c_in, classes], seed).init(device),
+            bn,
             levels: (1u32 << self.bits) - 1,
-        };
-        Ok(Mognet { stem, stages, head })
+        }
     }
 }
 
