@@ -1,5 +1,5 @@
 //! MOGNET building blocks on Burn: BTQ ternary weights, k-bit QReLU, the CA weight generator and
-//! the layers built from them. See `../shared/SPEC.md` (the numeric specification) and the
+//! the layers built from them. See `docs/SPEC.md` (the numeric specification) and the
 //! workspace README.
 
 pub mod btq;
