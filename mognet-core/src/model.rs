@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor};
 use mognet_arch::ca::{CaError, CaGenerator};
 use mognet_arch::{
     BlockId, BlockNode, GateMode, MuxInputs, NetSpec, Node, SpecError, StageSpec, StorageWidths,
-    Summary,
+    Summary, pool_name,
 };
 
 use crate::bn_qrelu::BnQReluConfig;
@@ -134,6 +134,9 @@ pub struct Mognet {
     pub stages: Vec<Stage>,
     /// Head.
     pub head: Head,
+    /// The network's description, from the config (not saved with the weights).
+    #[module(skip)]
+    pub spec: NetSpec,
 }
 
 /// Every intermediate result of a forward pass, named as in [`NetSpec::layers`].
@@ -281,6 +284,7 @@ impl MognetConfig {
             stem: stem.expect("a topology starts with its stem"),
             stages,
             head: head.expect("a topology ends with its head"),
+            spec: self.spec(),
         })
     }
 
@@ -370,34 +374,42 @@ impl Mognet {
                 tr.codes.push((name, t.clone()));
             }
         };
-        let mut x = self.stem.forward(x);
-        record("stem".into(), &x);
-        let mut gates = Vec::new();
-        for (si, stage) in self.stages.iter().enumerate() {
-            let s = si + 1;
-            if si > 0 {
-                x = pool2x2(x);
-                record(format!("s{s}.pool"), &x);
-            }
-            let first = stage.first.forward_trace(x);
-            if let Some(inner) = &first.inner {
-                record(format!("s{s}.b0.gconv"), inner);
-            }
-            record(format!("s{s}.b0.pw2"), &first.out);
-            x = first.out;
-            for (bi, block) in stage.blocks.iter().enumerate() {
-                let b = bi + 1;
-                let t = block.forward_trace(x);
-                if let Some(inner) = &t.cflog.inner {
-                    record(format!("s{s}.b{b}.gconv"), inner);
+        let (mut x, mut gates, mut out) = (x, Vec::new(), None);
+        for node in self.spec.topology() {
+            match node {
+                Node::Stem { .. } => {
+                    x = self.stem.forward(x);
+                    record("stem".into(), &x);
                 }
-                record(format!("s{s}.b{b}.pw2"), &t.cflog.out);
-                record(format!("s{s}.b{b}.gate"), &t.out);
-                gates.push((format!("s{s}.b{b}.gate"), t.gate));
-                x = t.out;
+                Node::Pool { stage, .. } => {
+                    x = pool2x2(x);
+                    record(pool_name(stage), &x);
+                }
+                Node::Block(b) => {
+                    let (t, gated) = match self.block(b.id) {
+                        (_, Some(mrb)) => {
+                            let t = mrb.forward_trace(x);
+                            (t.cflog, Some((t.gate, t.out)))
+                        }
+                        (cflog, None) => (cflog.forward_trace(x), None),
+                    };
+                    if let Some(inner) = &t.inner {
+                        record(b.id.layer("gconv"), inner);
+                    }
+                    record(b.id.layer("pw2"), &t.out);
+                    x = match gated {
+                        Some((gate, y)) => {
+                            record(b.id.layer("gate"), &y);
+                            gates.push((b.id.layer("gate"), gate));
+                            y
+                        }
+                        None => t.out,
+                    };
+                }
+                Node::Head { .. } => out = Some(self.head.forward_sums(x.clone())),
             }
         }
-        let (logits, sums) = self.head.forward_sums(x);
+        let (logits, sums) = out.expect("a topology ends with its head");
         if let Some(tr) = trace {
             tr.gates = gates;
             tr.head_sums = Some(sums);
@@ -407,18 +419,33 @@ impl Mognet {
 
     /// Every batch norm of the network, in execution order.
     pub fn batch_norms_mut(&mut self) -> Vec<&mut BatchNorm> {
-        let mut out = vec![&mut self.stem.out.bn];
-        for stage in &mut self.stages {
-            let cflogs = std::iter::once(&mut stage.first)
-                .chain(stage.blocks.iter_mut().map(|b| &mut b.cflog));
-            for cflog in cflogs {
-                if let Some(inner) = &mut cflog.inner {
-                    out.push(&mut inner.bn);
+        let Mognet {
+            stem,
+            stages,
+            head,
+            spec,
+        } = self;
+        // The CFLOGs in block order: the topology's blocks take them one by one.
+        let mut cflogs = stages.iter_mut().flat_map(|s| {
+            std::iter::once(&mut s.first).chain(s.blocks.iter_mut().map(|b| &mut b.cflog))
+        });
+        // Stem and head are taken once each, as the topology reaches them.
+        let (mut stem, mut head) = (Some(stem), Some(head));
+        let mut out = Vec::new();
+        for node in spec.topology() {
+            match node {
+                Node::Stem { .. } => out.push(&mut stem.take().expect("one stem").out.bn),
+                Node::Pool { .. } => {}
+                Node::Block(_) => {
+                    let cflog = cflogs.next().expect("one CFLOG per block");
+                    if let Some(inner) = &mut cflog.inner {
+                        out.push(&mut inner.bn);
+                    }
+                    out.push(&mut cflog.out.bn);
                 }
-                out.push(&mut cflog.out.bn);
+                Node::Head { .. } => out.push(&mut head.take().expect("one head").bn),
             }
         }
-        out.push(&mut self.head.bn);
         out
     }
 
@@ -452,13 +479,16 @@ impl Mognet {
         }
     }
 
-    /// Sum of every ternary layer's level-balancing regularizer, `[1]`.
+    /// Sum of every ternary layer's level-balancing regularizer, `[1]`: stem and head first,
+    /// then the blocks in order.
     pub fn regularizer(&self) -> Tensor<1> {
         let mut total = self.stem.conv.regularizer() + self.head.conv.regularizer();
-        for stage in &self.stages {
-            total = total + stage.first.regularizer();
-            for block in &stage.blocks {
-                total = total + block.cflog.regularizer();
+        for node in self.spec.topology() {
+            match node {
+                // Counted first, above.
+                Node::Stem { .. } | Node::Head { .. } => {}
+                Node::Pool { .. } => {}
+                Node::Block(b) => total = total + self.block(b.id).0.regularizer(),
             }
         }
         total
@@ -466,15 +496,19 @@ impl Mognet {
 
     /// The ternary layers with their names, in execution order.
     pub fn ternary_layers(&self) -> Vec<(String, &crate::ternary_conv::TernaryConv2d)> {
-        let mut out = vec![("stem".to_string(), &self.stem.conv)];
-        for (si, stage) in self.stages.iter().enumerate() {
-            let cflogs = std::iter::once(&stage.first).chain(stage.blocks.iter().map(|b| &b.cflog));
-            for (b, cflog) in cflogs.enumerate() {
-                out.push((format!("s{}.b{b}.pw1", si + 1), &cflog.pw1));
-                out.push((format!("s{}.b{b}.gconv", si + 1), &cflog.gconv));
+        let mut out = Vec::new();
+        for node in self.spec.topology() {
+            match node {
+                Node::Stem { .. } => out.push(("stem".to_string(), &self.stem.conv)),
+                Node::Pool { .. } => {}
+                Node::Block(b) => {
+                    let cflog = self.block(b.id).0;
+                    out.push((b.id.layer("pw1"), &cflog.pw1));
+                    out.push((b.id.layer("gconv"), &cflog.gconv));
+                }
+                Node::Head { .. } => out.push(("head".to_string(), &self.head.conv)),
             }
         }
-        out.push(("head".to_string(), &self.head.conv));
         out
     }
 
