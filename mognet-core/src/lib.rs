@@ -1,5 +1,6 @@
-//! MOGNET building blocks on Burn: BTQ ternary weights, k-bit QReLU, the CA weight generator and
-//! the layers built from them. See `docs/SPEC.md` (the numeric specification) and the
+//! MOGNET building blocks on Burn: BTQ ternary weights, k-bit QReLU, the CA weight generator,
+//! the layers built from them, and the fold of a trained model into the integer engine's format
+//! (with the float-against-integer parity check). See `docs/SPEC.md` (the numeric specification) and the
 //! workspace README.
 
 pub mod btq;
@@ -19,9 +20,11 @@ pub use qrelu::{QRelu, QReluConfig};
 pub use ternary_conv::{TernaryConv2d, TernaryConv2dConfig};
 pub mod bn_qrelu;
 pub mod cflog;
+pub mod fold;
 pub mod head;
 pub mod model;
 pub mod mrb;
+pub mod parity;
 pub mod persist;
 pub mod stem;
 

@@ -12,9 +12,8 @@ use super::image_set::ImageSet;
 pub const CIFAR_PIXELS: usize = 3 * 32 * 32;
 
 /// Which CIFAR-100 label to use.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Cifar100Label {
     /// The 100 fine classes.

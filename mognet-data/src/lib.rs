@@ -7,6 +7,7 @@ pub mod augment;
 #[cfg(feature = "burn")]
 pub mod batcher;
 pub mod cifar;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod error;
 pub mod idx;
@@ -24,7 +25,8 @@ pub use error::DataError;
 pub use image_set::{ImageItem, ImageSet};
 
 /// The datasets the trainer reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetKind {
     /// CIFAR-10 binary version (`data_batch_1..5.bin`, `test_batch.bin`).

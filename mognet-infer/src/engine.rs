@@ -8,6 +8,7 @@ use crate::kernels::pool::max_pool2x2;
 use crate::kernels::requant::requantize;
 use mognet_arch::{Node, pool_name};
 
+use crate::input::{InputError, check_image, image_len};
 use crate::model::{CflogInt, IntModel};
 
 /// What one image gave.
@@ -67,29 +68,27 @@ fn cflog(
 }
 
 impl IntModel {
-    /// Classifies one image of u8 pixels `[c][y][x]`.
-    ///
-    /// # Panics
-    /// If `pixels` does not hold `in_channels x h x w` bytes (callers check shapes first).
-    pub fn predict(&self, pixels: &[u8]) -> Prediction {
-        self.run(pixels, None)
+    /// Classifies one image of u8 pixels `[c][y][x]`; an image of the wrong size is an error.
+    pub fn predict(&self, pixels: &[u8]) -> Result<Prediction, InputError> {
+        check_image(&self.spec, pixels)?;
+        Ok(self.run(pixels, None))
     }
 
     /// Classifies one image and records every layer's codes.
-    pub fn predict_trace(&self, pixels: &[u8]) -> (Prediction, IntTrace) {
+    pub fn predict_trace(&self, pixels: &[u8]) -> Result<(Prediction, IntTrace), InputError> {
+        check_image(&self.spec, pixels)?;
         let mut trace = IntTrace::default();
         let p = self.run(pixels, Some(&mut trace));
-        (p, trace)
+        Ok((p, trace))
+    }
+
+    /// Bytes per input image (`in_channels x h x w`).
+    pub fn image_len(&self) -> usize {
+        image_len(&self.spec)
     }
 
     fn run(&self, pixels: &[u8], mut trace: Option<&mut IntTrace>) -> Prediction {
         let spec = &self.spec;
-        let [h, w] = spec.input_size;
-        assert_eq!(
-            pixels.len(),
-            spec.in_channels * h * w,
-            "image of the wrong size"
-        );
         let mut x = pixels.to_vec();
         // The head's spatial sums: what the topology's last step leaves.
         let mut sums = Vec::new();

@@ -1,21 +1,20 @@
 //! MOGNET as a pure integer program: the `.mognet` file format, the integer model, scalar
-//! reference kernels and the engine. The library has no Burn dependency, so it embeds anywhere;
-//! folding a trained Burn model into it lives in the `mognet-infer` binary (feature `fold`).
+//! reference kernels and the engine. The crate depends on nothing of Burn's, so it embeds
+//! anywhere; folding a trained Burn model into it is `mognet_core::fold`, and the `mognet-infer`
+//! command line is the `mognet-cli` package.
 
 pub mod affine;
 pub mod bits;
 pub mod engine;
 pub mod fast;
-#[cfg(feature = "fold")]
-pub mod fold;
 pub mod format;
+pub mod input;
 pub mod kernels;
 pub mod model;
-#[cfg(feature = "cli")]
-pub mod parity;
 pub mod ternary;
 
 pub use engine::{IntTrace, Prediction};
 pub use format::{FileInfo, FormatError, LoadError};
+pub use input::InputError;
 pub use model::IntModel;
 pub use ternary::Packing;

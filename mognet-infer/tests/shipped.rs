@@ -1,8 +1,6 @@
 //! The trained models shipped in `checkpoints/`: each loads, gives its recorded accuracy on the
 //! shipped Fashion-MNIST sample (the first 1,000 test images), re-encodes to the same bytes, and
 //! the fast engine agrees with the reference engine image by image.
-#![cfg(feature = "cli")]
-
 use std::path::{Path, PathBuf};
 
 use mognet_data::{Cifar100Label, DatasetKind, Split};
@@ -52,9 +50,14 @@ fn shipped_models_keep_their_accuracy_and_engines_agree() {
         let (model, info) = IntModel::load(&dir.join(name)).unwrap();
         // The writer gives back the shipped file, byte for byte.
         let bytes = std::fs::read(dir.join(name)).unwrap();
-        assert!(model.to_bytes(info.packing).unwrap() == bytes, "{name}: re-encoded");
+        assert!(
+            model.to_bytes(info.packing).unwrap() == bytes,
+            "{name}: re-encoded"
+        );
         let fast = FastModel::new(&model);
-        let predictions = fast.predict_batch(&set.pixels, 2, Variant::detect());
+        let predictions = fast
+            .predict_batch(&set.pixels, 2, Variant::detect())
+            .unwrap();
         let got = predictions
             .iter()
             .zip(&set.labels)
@@ -65,7 +68,7 @@ fn shipped_models_keep_their_accuracy_and_engines_agree() {
         let len = fast.image_len();
         for (i, p) in predictions.iter().take(50).enumerate() {
             assert_eq!(
-                &model.predict(&set.pixels[i * len..(i + 1) * len]),
+                &model.predict(&set.pixels[i * len..(i + 1) * len]).unwrap(),
                 p,
                 "{name}: image {i}"
             );

@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
 use mognet_arch::Summary;
+use mognet_core::fold::fold;
+use mognet_core::parity::{accuracy, parity};
 use mognet_core::persist::{RunWeights, load_run_model};
 use mognet_core::{MognetConfig, Preset};
 use mognet_data::{Cifar100Label, DatasetKind, Split};
-use mognet_infer::fold::fold;
-use mognet_infer::parity::{accuracy, parity};
 use mognet_infer::{IntModel, Packing};
 
 use crate::backend::Selected;
@@ -141,8 +141,8 @@ pub fn demo(
         &int_model,
         &test_set,
         &device,
-    );
-    let (correct, int_rate) = accuracy(&int_model, &test_set);
+    )?;
+    let (correct, int_rate) = accuracy(&int_model, &test_set)?;
     let n = test_set.len().max(1) as f64;
     Ok(DemoReport {
         epochs: outcome.epochs.len(),

@@ -17,6 +17,7 @@ pub mod winograd;
 use mognet_arch::Node;
 
 use crate::engine::Prediction;
+use crate::input::InputError;
 use crate::kernels::head::{argmax, logits};
 use crate::kernels::requant::ChannelRequant;
 use crate::model::{CflogInt, IntModel};
@@ -445,12 +446,16 @@ impl FastModel {
         }
     }
 
-    /// Classifies one image with `variant`.
+    /// Classifies one image with `variant`; an image of the wrong size is an error.
     ///
     /// # Panics
-    /// If `variant` is not [`Variant::is_available`] (a programming error), or the image has the
-    /// wrong size.
-    pub fn predict(&self, pixels: &[u8], scratch: &mut Scratch, variant: Variant) -> Prediction {
+    /// If `variant` is not [`Variant::is_available`] (a programming error).
+    pub fn predict(
+        &self,
+        pixels: &[u8],
+        scratch: &mut Scratch,
+        variant: Variant,
+    ) -> Result<Prediction, InputError> {
         self.predict_profiled(pixels, scratch, variant, None)
     }
 
@@ -461,8 +466,35 @@ impl FastModel {
         scratch: &mut Scratch,
         variant: Variant,
         profile: Option<&mut Profile>,
+    ) -> Result<Prediction, InputError> {
+        self.check_image(pixels)?;
+        Ok(self.classify(pixels, scratch, variant, profile))
+    }
+
+    /// `Ok` when `pixels` is one image of the model's size.
+    fn check_image(&self, pixels: &[u8]) -> Result<(), InputError> {
+        let g = &self.geoms[0];
+        if pixels.len() == self.image_len() {
+            return Ok(());
+        }
+        Err(InputError::ImageSize {
+            got: pixels.len(),
+            expected: self.image_len(),
+            channels: self.in_channels,
+            height: g.h,
+            width: g.w,
+        })
+    }
+
+    /// One image of the right size (checked by the caller).
+    fn classify(
+        &self,
+        pixels: &[u8],
+        scratch: &mut Scratch,
+        variant: Variant,
+        profile: Option<&mut Profile>,
     ) -> Prediction {
-        assert_eq!(pixels.len(), self.image_len(), "image of the wrong size");
+        debug_assert_eq!(pixels.len(), self.image_len());
         assert!(
             variant.is_available(),
             "kernel variant {} not available on this CPU",
@@ -489,7 +521,7 @@ impl FastModel {
         images: &[u8],
         threads: usize,
         variant: Variant,
-    ) -> Vec<Prediction> {
+    ) -> Result<Vec<Prediction>, InputError> {
         runner::Runner::new(self, threads, variant).predict_batch(images)
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use super::{FastModel, Scratch, Variant};
 use crate::engine::Prediction;
+use crate::input::{InputError, check_batch};
 
 /// A fast model bound to a kernel variant and a number of threads.
 #[derive(Debug)]
@@ -66,19 +67,17 @@ impl<'m> Runner<'m> {
         }
     }
 
-    /// Classifies `images` (concatenated, [`FastModel::image_len`] bytes each), in order.
-    ///
-    /// # Panics
-    /// If the length is not a whole number of images.
-    pub fn predict_batch(&self, images: &[u8]) -> Vec<Prediction> {
+    /// Classifies `images` (concatenated, [`FastModel::image_len`] bytes each), in order; a
+    /// length that is not a whole number of images is an error.
+    pub fn predict_batch(&self, images: &[u8]) -> Result<Vec<Prediction>, InputError> {
         use rayon::prelude::*;
         let len = self.model.image_len();
-        assert_eq!(images.len() % len, 0, "not a whole number of images");
+        check_batch(images, len)?;
         let (model, variant) = (self.model, self.variant);
         let predict = |lease: &mut Lease, img: &[u8]| {
-            model.predict(img, lease.scratch.as_mut().expect("leased"), variant)
+            model.classify(img, lease.scratch.as_mut().expect("leased"), variant, None)
         };
-        match &self.pool {
+        Ok(match &self.pool {
             None => {
                 let mut lease = self.lease();
                 images
@@ -92,7 +91,7 @@ impl<'m> Runner<'m> {
                     .map_init(|| self.lease(), predict)
                     .collect()
             }),
-        }
+        })
     }
 }
 
@@ -109,15 +108,15 @@ mod tests {
             .collect();
         let expected: Vec<Prediction> = images
             .chunks_exact(fast.image_len())
-            .map(|img| model.predict(img))
+            .map(|img| model.predict(img).unwrap())
             .collect();
         for threads in [1, 2] {
             let runner = Runner::new(&fast, threads, Variant::detect());
-            assert_eq!(runner.predict_batch(&images), expected);
+            assert_eq!(runner.predict_batch(&images).unwrap(), expected);
             let kept = runner.idle.lock().unwrap().len();
             assert!(kept >= 1, "working memory returned after the call");
             assert_eq!(
-                runner.predict_batch(&images[..fast.image_len()]),
+                runner.predict_batch(&images[..fast.image_len()]).unwrap(),
                 expected[..1]
             );
             assert_eq!(
@@ -126,5 +125,36 @@ mod tests {
                 "one image reuses, not adds"
             );
         }
+    }
+
+    /// Wrong sizes are errors that say what the model takes, from every entry point.
+    #[test]
+    fn wrong_input_sizes_are_errors() {
+        let model = crate::fast::tests::small_model(3);
+        let fast = FastModel::new(&model);
+        let len = fast.image_len();
+        let image = vec![0u8; len + 1];
+        let err = model.predict(&image).unwrap_err();
+        assert!(
+            matches!(err, InputError::ImageSize { got, expected, .. } if got == len + 1 && expected == len),
+            "{err}"
+        );
+        assert!(err.to_string().contains(&len.to_string()), "{err}");
+        let mut scratch = fast.scratch();
+        assert_eq!(
+            fast.predict(&image, &mut scratch, Variant::detect())
+                .unwrap_err(),
+            err
+        );
+        let runner = Runner::new(&fast, 1, Variant::detect());
+        assert_eq!(
+            runner.predict_batch(&image).unwrap_err(),
+            InputError::Batch {
+                got: len + 1,
+                image: len
+            }
+        );
+        assert!(model.predict(&image[..len]).is_ok());
+        assert_eq!(runner.predict_batch(&[]).unwrap(), Vec::new());
     }
 }

@@ -165,21 +165,21 @@ fn every_variant_matches_the_reference_on_random_networks() {
             .map(|_| rng.next_u64() as u8)
             .collect();
         for img in images.chunks_exact(fast.image_len()) {
-            let expected = model.predict(img);
+            let expected = model.predict(img).unwrap();
             for &v in &variants {
                 let mut scratch = fast.scratch();
                 // Twice with the same scratch: nothing of one image leaks into the next.
                 for _ in 0..2 {
                     assert_eq!(
-                        fast.predict(img, &mut scratch, v),
+                        fast.predict(img, &mut scratch, v).unwrap(),
                         expected,
                         "seed {seed} {spec:?} {v:?}"
                     );
                 }
             }
         }
-        let batch = fast.predict_batch(&images, 2, Variant::detect());
-        let one = fast.predict_batch(&images, 1, Variant::Portable);
+        let batch = fast.predict_batch(&images, 2, Variant::detect()).unwrap();
+        let one = fast.predict_batch(&images, 1, Variant::Portable).unwrap();
         assert_eq!(batch, one);
     }
     assert!(
@@ -261,10 +261,10 @@ fn pw1_sums_too_wide_for_i16_take_the_i32_path() {
         let img: Vec<u8> = (0..fast.image_len())
             .map(|_| rng.next_u64() as u8)
             .collect();
-        let expected = model.predict(&img);
+        let expected = model.predict(&img).unwrap();
         for v in Variant::available() {
             assert_eq!(
-                fast.predict(&img, &mut fast.scratch(), v),
+                fast.predict(&img, &mut fast.scratch(), v).unwrap(),
                 expected,
                 "{v:?}"
             );

@@ -1,16 +1,16 @@
-//! Float model against integer engine on a test set (feature `cli`): per-layer code mismatches,
+//! Float model against integer engine on a test set: per-layer code mismatches,
 //! top-1 agreement and both accuracies; and the integer accuracy of a whole set.
 
 use std::collections::HashSet;
 use std::time::Instant;
 
+use crate::{Mognet, MognetConfig};
 use burn::tensor::{Device, Tensor, TensorData};
-use mognet_core::{Mognet, MognetConfig};
 use mognet_data::ImageSet;
 
-use crate::fast::{FastModel, Variant};
 use crate::fold::FoldReport;
-use crate::model::IntModel;
+use mognet_infer::fast::{FastModel, Variant};
+use mognet_infer::{InputError, IntModel};
 
 /// Per-layer and overall agreement of the two models.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,7 +81,7 @@ pub fn parity(
     model: &IntModel,
     set: &ImageSet,
     device: &Device,
-) -> ParityReport {
+) -> Result<ParityReport, InputError> {
     let inexact: HashSet<&str> = fold_report
         .f32_inexact
         .iter()
@@ -115,7 +115,9 @@ pub fn parity(
             .into_iter()
             .map(|(_, t)| t.into_data().try_into_vec_as::<f32>().expect("codes"))
             .collect();
-        let int_results = par_map(set, start..end, |img| model.predict_trace(img));
+        let int_results = par_map(set, start..end, |img| model.predict_trace(img))
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
         for (bi, (pred, t)) in int_results.into_iter().enumerate() {
             if report.layers.is_empty() {
                 report.layers = t
@@ -150,7 +152,7 @@ pub fn parity(
             report.int_correct += (pred.class == label) as usize;
         }
     }
-    report
+    Ok(report)
 }
 
 /// Applies `f` to the images `range` of `set` over all cores; results in image order.
@@ -179,21 +181,22 @@ pub fn par_map<T: Send>(
 
 /// Integer accuracy over a set with the fast engine on all cores: `(correct, images per
 /// second)`. The fast engine is checked bit for bit against the reference on the first image.
-pub fn accuracy(model: &IntModel, set: &ImageSet) -> (usize, f64) {
+/// Images of another size than the model's are an error.
+pub fn accuracy(model: &IntModel, set: &ImageSet) -> Result<(usize, f64), InputError> {
     let fast = FastModel::new(model);
     let variant = Variant::detect();
     if let Some(first) = (!set.is_empty()).then(|| set.image(0)) {
         let mut scratch = fast.scratch();
         assert_eq!(
-            fast.predict(first, &mut scratch, variant),
-            model.predict(first),
+            fast.predict(first, &mut scratch, variant)?,
+            model.predict(first)?,
             "fast kernels disagree with the reference"
         );
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let started = Instant::now();
     let classes: Vec<usize> = fast
-        .predict_batch(&set.pixels, threads, variant)
+        .predict_batch(&set.pixels, threads, variant)?
         .into_iter()
         .map(|p| p.class)
         .collect();
@@ -203,5 +206,5 @@ pub fn accuracy(model: &IntModel, set: &ImageSet) -> (usize, f64) {
         .zip(&set.labels)
         .filter(|(c, l)| **c == **l as usize)
         .count();
-    (correct, set.len() as f64 / seconds.max(1e-9))
+    Ok((correct, set.len() as f64 / seconds.max(1e-9)))
 }

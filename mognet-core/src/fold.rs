@@ -1,21 +1,22 @@
-//! Folding a trained Burn `Mognet` into an [`IntModel`] (feature `fold`).
+//! Folding a trained Burn `Mognet` into the integer engine's [`IntModel`]. It lives on the
+//! training side so that `mognet-infer` depends on nothing of Burn's.
 //!
 //! Ternary codes are read from each layer's ternarizer; every BN + QReLU becomes per-channel
-//! thresholds found on the float model's own f32 affine (see [`crate::affine`]); MRB gates become
+//! thresholds found on the float model's own f32 affine (see [`mognet_infer::affine`]); MRB gates become
 //! integer thresholds on spatial sums; the CA is kept as (rule, seed, warmup) and checked against
 //! the weights the model used; the head becomes a per-class fixed-point affine.
 
+use crate::cflog::Cflog;
+use crate::mrb::Mrb;
+use crate::{Mognet, MognetConfig, TernaryConv2d};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use mognet_arch::ca::CaGenerator;
 use mognet_arch::{BlockNode, Node};
-use mognet_core::cflog::Cflog;
-use mognet_core::mrb::Mrb;
-use mognet_core::{Mognet, MognetConfig, TernaryConv2d};
 
-use crate::affine::{channel_thresholds, head_fixed_point};
-use crate::kernels::requant::ChannelRequant;
-use crate::model::{BlockInt, CaLayer, CflogInt, HeadInt, IntModel, TernaryWeights};
+use mognet_infer::affine::{channel_thresholds, head_fixed_point};
+use mognet_infer::kernels::requant::ChannelRequant;
+use mognet_infer::model::{BlockInt, CaLayer, CflogInt, HeadInt, IntModel, TernaryWeights};
 
 /// Largest integer every f32 holds exactly: accumulators beyond it may round in the float model.
 pub const F32_EXACT: u64 = 1 << 24;

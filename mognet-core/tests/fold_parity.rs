@@ -1,6 +1,5 @@
 //! Fold + integer engine against the Burn model in eval mode, code by code, on the shipped
 //! Fashion-MNIST sample; and the file's round trip and corruption handling.
-#![cfg(feature = "fold")]
 
 use std::path::PathBuf;
 
@@ -8,9 +7,9 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use mognet_core::fold::fold;
 use mognet_core::{GateMode, Mognet, MognetConfig, MuxInputs, StageSpec};
 use mognet_data::{Cifar100Label, DatasetKind, ImageSet, Split};
-use mognet_infer::fold::fold;
 use mognet_infer::{FormatError, IntModel, Packing};
 
 fn sample(split: Split) -> ImageSet {
@@ -81,7 +80,7 @@ fn assert_parity(model: &Mognet, config: &MognetConfig, images: usize) {
         .unwrap();
     let mut compared = 0usize;
     for i in 0..images {
-        let (pred, t) = int_model.predict_trace(test.image(i));
+        let (pred, t) = int_model.predict_trace(test.image(i)).unwrap();
         assert_eq!(t.codes.len(), trace.codes.len());
         for ((name, ints), (fname, floats)) in t.codes.iter().zip(&trace.codes) {
             assert_eq!(name, fname);

@@ -6,12 +6,12 @@ use anyhow::{Context as _, Result, bail};
 use burn::tensor::Device;
 use clap::{Parser, Subcommand, ValueEnum};
 use mognet_arch::Summary;
+use mognet_core::fold::fold;
+use mognet_core::parity::accuracy;
 use mognet_core::persist::{RunWeights, load_run_model};
 use mognet_data::cli::DataArgs;
 use mognet_data::{ImageSet, Split};
 use mognet_infer::fast::{FastModel, Variant};
-use mognet_infer::fold::fold;
-use mognet_infer::parity::accuracy;
 use mognet_infer::{IntModel, Packing};
 
 #[derive(Debug, Parser)]
@@ -315,7 +315,7 @@ fn eval(path: &Path, data: &TestSet) -> Result<()> {
     let (model, _) = IntModel::load(path)?;
     let set = data.load()?;
     check_shape(&model, &set, data.name())?;
-    let (correct, rate) = accuracy(&model, &set);
+    let (correct, rate) = accuracy(&model, &set)?;
     println!(
         "{} images at {rate:.0} images/s ({} threads, fast kernels: {})",
         set.len(),
@@ -345,7 +345,7 @@ fn parity(run: &Path, which: RunWeights, path: &Path, data: &TestSet) -> Result<
     check_shape(&model, &set, data.name())?;
     let (_, fold_report) = fold(&float_model, &config)?;
     let report =
-        mognet_infer::parity::parity(&float_model, &config, &fold_report, &model, &set, &device);
+        mognet_core::parity::parity(&float_model, &config, &fold_report, &model, &set, &device)?;
     println!("{}", report.render());
     Ok(())
 }
@@ -404,7 +404,8 @@ fn print_profile(fast: &FastModel, images: &[u8], variant: Variant, rate: f64, t
     let mut scratch = fast.scratch();
     let mut profile = mognet_infer::fast::Profile::default();
     for img in images.chunks_exact(fast.image_len()) {
-        fast.predict_profiled(img, &mut scratch, variant, Some(&mut profile));
+        // The images were made at the model's size (chunks_exact of its length).
+        let _ = fast.predict_profiled(img, &mut scratch, variant, Some(&mut profile));
     }
     let total: f64 = profile.0.iter().sum();
     let shares: Vec<String> = mognet_infer::fast::KINDS
@@ -441,7 +442,7 @@ fn scalar_rate(model: &IntModel, images: &[u8], batch: usize, threads: usize) ->
             for part in images[..n * len].chunks(per * len) {
                 s.spawn(move || {
                     part.chunks_exact(len)
-                        .map(|img| model.predict(img).class)
+                        .filter_map(|img| model.predict(img).ok().map(|p| p.class))
                         .sum::<usize>()
                 });
             }
@@ -519,14 +520,14 @@ fn bench(
     let variant = bench_variant(variant)?;
     // Check the fast engine against the reference on the first image before timing it.
     let first = &images[..fast.image_len()];
-    if fast.predict(first, &mut fast.scratch(), variant) != model.predict(first) {
+    if fast.predict(first, &mut fast.scratch(), variant)? != model.predict(first)? {
         bail!("fast kernels disagree with the reference: refusing to benchmark");
     }
     // Threads and working memory are set up once, as a serving loop would.
     let runner = mognet_infer::fast::runner::Runner::new(&fast, threads, variant);
-    let _ = runner.predict_batch(&images);
+    runner.predict_batch(&images)?;
     let rate = median_rate(rounds, batch, || {
-        std::hint::black_box(runner.predict_batch(&images));
+        let _ = std::hint::black_box(runner.predict_batch(&images));
     });
     println!(
         "fast engine: batch {batch}, {threads} thread(s): {rate:.0} images/s (median of {rounds}), {:.2} GMAC/s",
@@ -641,7 +642,9 @@ fn classify(path: &Path, resize: bool, images: &[PathBuf]) -> Result<()> {
                 image.display()
             );
         };
-        let p = model.predict(&pixels);
+        let p = model
+            .predict(&pixels)
+            .with_context(|| image.display().to_string())?;
         let logits: Vec<String> = model
             .real_logits(&p)
             .iter()
