@@ -129,6 +129,7 @@ pub fn reference_forward<B: Backend>(
 
 /// The forward with Burn's `batch_norm_train` statistics (`f32`, summed in the backend's order),
 /// for backends that may lack `f64`.
+#[cfg(feature = "wgpu")]
 fn f32_statistics_forward<B: Backend>(
     acc: FloatTensor<B>,
     scale: FloatTensor<B>,
@@ -174,7 +175,7 @@ pub fn reference_backward<B: Backend>(
 }
 
 /// The fused layer per backend.
-#[backend_extension(Flex, Cube, NdArray, Autodiff)]
+#[backend_extension(Flex, Cube: cfg(feature = "wgpu"), NdArray: cfg(feature = "ndarray"), Autodiff)]
 pub trait BnQReluBackend: Backend {
     /// Codes of `QReLU(BN(scale * acc))` with batch statistics, and those statistics.
     fn bn_qrelu_train(
@@ -206,6 +207,7 @@ pub trait BnQReluBackend: Backend {
 }
 
 /// GPUs keep Burn's `f32` batch statistics: `f64` is an optional GPU feature.
+#[cfg(feature = "wgpu")]
 impl BnQReluBackend for burn::backend::Cube {
     fn bn_qrelu_train(
         acc: FloatTensor<Self>,
@@ -218,6 +220,7 @@ impl BnQReluBackend for burn::backend::Cube {
         f32_statistics_forward::<Self>(acc, scale, gamma, beta, epsilon, levels)
     }
 }
+#[cfg(feature = "ndarray")]
 impl BnQReluBackend for burn::backend::NdArray {}
 
 /// The fused layer on any device: codes, batch mean and biased batch variance.

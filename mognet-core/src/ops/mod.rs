@@ -71,7 +71,7 @@ fn dims4<T: TensorMetadata>(t: &T) -> [usize; 4] {
 }
 
 /// The ternary convolution and its two gradients, per backend.
-#[backend_extension(Flex, Cube, NdArray, Autodiff)]
+#[backend_extension(Flex, Cube: cfg(feature = "wgpu"), NdArray: cfg(feature = "ndarray"), Autodiff)]
 pub trait TernaryConvBackend: Backend {
     /// `conv2d(x, weight)` without bias, `x` `[batch, c_in, h, w]`, `weight` `[c_out,
     /// c_in/groups, k, k]` (square kernel).
@@ -104,7 +104,9 @@ pub trait TernaryConvBackend: Backend {
     }
 }
 
+#[cfg(feature = "wgpu")]
 impl TernaryConvBackend for burn::backend::Cube {}
+#[cfg(feature = "ndarray")]
 impl TernaryConvBackend for burn::backend::NdArray {}
 
 /// Set: the layers run the composed reference instead of the custom operations.

@@ -62,7 +62,7 @@ pub fn reference_backward<B: Backend>(
 }
 
 /// The multiplexer per backend.
-#[backend_extension(Flex, Cube, NdArray, Autodiff)]
+#[backend_extension(Flex, Cube: cfg(feature = "wgpu"), NdArray: cfg(feature = "ndarray"), Autodiff)]
 pub trait MrbMuxBackend: Backend {
     /// `y = s r + (1 - s) f`.
     fn mrb_mux(
@@ -86,7 +86,9 @@ pub trait MrbMuxBackend: Backend {
     }
 }
 
+#[cfg(feature = "wgpu")]
 impl MrbMuxBackend for burn::backend::Cube {}
+#[cfg(feature = "ndarray")]
 impl MrbMuxBackend for burn::backend::NdArray {}
 
 /// The multiplexer on any device.
