@@ -12,7 +12,7 @@ use crate::{Mognet, MognetConfig, TernaryConv2d};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use mognet_arch::ca::CaGenerator;
-use mognet_arch::{BlockNode, Node};
+use mognet_arch::{BlockNode, GateMode, Node};
 
 use mognet_infer::affine::{channel_thresholds, head_fixed_point};
 use mognet_infer::kernels::requant::ChannelRequant;
@@ -230,9 +230,10 @@ pub fn fold(model: &Mognet, config: &MognetConfig) -> Result<(IntModel, FoldRepo
             Node::Pool { .. } => {}
             Node::Block(b) => {
                 let (cflog, mrb) = model.block(b.id);
+                // Only the `tgap` gate has thresholds; the others are fixed.
                 let gate = match mrb {
-                    Some(mrb) => fold_gate(&b, mrb, q)?,
-                    None => Vec::new(),
+                    Some(mrb) if spec.gate == GateMode::Tgap => fold_gate(&b, mrb, q)?,
+                    _ => Vec::new(),
                 };
                 let cflog = fold_cflog(&b, cflog, q, &bound, &device)?;
                 blocks.push(BlockInt { cflog, gate });
@@ -241,14 +242,10 @@ pub fn fold(model: &Mognet, config: &MognetConfig) -> Result<(IntModel, FoldRepo
         }
     }
     let ((stem, stem_out), head) = stem.zip(head).expect("a topology has a stem and a head");
-    Ok((
-        IntModel {
-            spec,
-            stem,
-            stem_out,
-            blocks,
-            head,
-        },
-        report,
-    ))
+    let model =
+        IntModel::new(spec, (stem, stem_out), blocks, head).map_err(|e| FoldError::Mismatch {
+            layer: "model".into(),
+            detail: e.to_string(),
+        })?;
+    Ok((model, report))
 }

@@ -861,13 +861,7 @@ impl IntModel {
         if c.pos != body.len() {
             return Err(FormatError::Trailing(body.len() - c.pos));
         }
-        let model = IntModel {
-            spec,
-            stem,
-            stem_out,
-            blocks,
-            head,
-        };
+        let model = IntModel::new(spec, (stem, stem_out), blocks, head)?;
         let info = FileInfo {
             packing,
             bytes: bytes.len(),

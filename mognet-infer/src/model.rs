@@ -1,7 +1,9 @@
 //! The integer model: what a `.mognet` file holds, with the CA weights regenerated.
 
 use mognet_arch::ca::CaGenerator;
-use mognet_arch::{GateMode, MuxInputs, NetSpec};
+use mognet_arch::{BlockNode, GateMode, MuxInputs, NetSpec, Node};
+
+use crate::format::FormatError;
 
 use crate::kernels::mrb::Mux;
 use crate::kernels::requant::ChannelRequant;
@@ -102,7 +104,130 @@ pub struct IntModel {
     pub head: HeadInt,
 }
 
+/// `Err` naming `what` when `weights` is not `[out, inputs / groups, k, k]` of codes in
+/// `{-1, 0, 1}`.
+fn check_ternary(
+    what: &str,
+    weights: &TernaryWeights,
+    [out, inputs, k, groups]: [usize; 4],
+) -> Result<(), FormatError> {
+    let shape = [weights.out, weights.inputs, weights.k, weights.groups];
+    if shape != [out, inputs, k, groups] {
+        return Err(invalid(
+            what,
+            format!(
+                "shape (out, in, k, groups) {shape:?}, the network needs {:?}",
+                [out, inputs, k, groups]
+            ),
+        ));
+    }
+    let len = TernaryWeights::len_for(out, inputs, k, groups);
+    if weights.codes.len() != len {
+        return Err(invalid(
+            what,
+            format!("{} codes for {len} weights", weights.codes.len()),
+        ));
+    }
+    if let Some(c) = weights.codes.iter().find(|c| !(-1..=1).contains(*c)) {
+        return Err(invalid(what, format!("code {c} is not ternary")));
+    }
+    Ok(())
+}
+
+/// `Err` naming `what` when `len` is not `expected`.
+fn check_len(what: &str, len: usize, expected: usize) -> Result<(), FormatError> {
+    if len == expected {
+        return Ok(());
+    }
+    Err(invalid(
+        what,
+        format!("{len} entries, the network needs {expected}"),
+    ))
+}
+
+fn invalid(what: &str, detail: String) -> FormatError {
+    FormatError::Invalid {
+        what: what.into(),
+        detail,
+    }
+}
+
+/// Block `b`'s parts against its description.
+fn check_block(b: &BlockNode, block: &BlockInt) -> Result<(), FormatError> {
+    let c = &block.cflog;
+    let name = |part: &str| b.id.layer(part);
+    check_ternary(&name("pw1"), &c.pw1, [b.m, b.c_in, 1, 1])?;
+    check_ternary(&name("gconv"), &c.gconv, [b.m, b.m, b.kernel, b.groups])?;
+    match (&c.inner, b.inner_norm) {
+        (Some(inner), true) => check_len(&name("gconv thresholds"), inner.len(), b.m)?,
+        (None, false) => {}
+        (inner, _) => {
+            let detail = format!(
+                "thresholds present: {}, inner_norm: {}",
+                inner.is_some(),
+                b.inner_norm
+            );
+            return Err(invalid(&name("gconv"), detail));
+        }
+    }
+    let pw2 = &c.pw2;
+    if [pw2.rows, pw2.width] != [b.n, b.m] || pw2.weights.len() != b.n * b.m {
+        let detail = format!(
+            "{}x{} with {} weights, the network needs {}x{}",
+            pw2.rows,
+            pw2.width,
+            pw2.weights.len(),
+            b.n,
+            b.m
+        );
+        return Err(invalid(&name("pw2"), detail));
+    }
+    check_len(&name("pw2 thresholds"), c.out.len(), b.n)?;
+    let gated = b.residual.is_some_and(|r| r.gate == GateMode::Tgap);
+    check_len(
+        &name("gate thresholds"),
+        block.gate.len(),
+        if gated { b.n } else { 0 },
+    )
+}
+
 impl IntModel {
+    /// A model from its parts, checked against `spec`: every weight tensor's shape and codes,
+    /// every threshold table's length, the blocks in `spec.topology()` order (gate thresholds for
+    /// `tgap` MRBs only), the head's affine. The engines rely on what this checks.
+    pub fn new(
+        spec: NetSpec,
+        (stem, stem_out): (TernaryWeights, Vec<ChannelRequant>),
+        blocks: Vec<BlockInt>,
+        head: HeadInt,
+    ) -> Result<IntModel, FormatError> {
+        spec.validate()?;
+        let nodes = spec.blocks();
+        check_len("blocks", blocks.len(), nodes.len())?;
+        for node in spec.topology() {
+            match node {
+                Node::Stem { input, out, kernel } => {
+                    check_ternary("stem", &stem, [out, input[0], kernel, 1])?;
+                    check_len("stem thresholds", stem_out.len(), out)?;
+                }
+                Node::Pool { .. } => {}
+                Node::Block(b) => check_block(&b, &blocks[b.index])?,
+                Node::Head { input, classes } => {
+                    check_ternary("head", &head.weights, [classes, input[0], 1, 1])?;
+                    check_len("head multipliers", head.multipliers.len(), classes)?;
+                    check_len("head offsets", head.offsets.len(), classes)?;
+                }
+            }
+        }
+        Ok(IntModel {
+            spec,
+            stem,
+            stem_out,
+            blocks,
+            head,
+        })
+    }
+
     /// The multiplexer mode.
     pub fn mux(&self) -> Mux {
         match self.spec.mux {

@@ -84,30 +84,66 @@ fn random_model(spec: NetSpec, seed: u64) -> IntModel {
         let cflog = cflog(&b, &mut r);
         let plane = b.size[0] * b.size[1];
         let gate = match b.residual {
-            Some(_) => (0..b.n)
+            Some(res) if res.gate == GateMode::Tgap => (0..b.n)
                 .map(|_| r.below((7 * plane) as u64 + 2) as i32)
                 .collect(),
-            None => Vec::new(),
+            _ => Vec::new(),
         };
         blocks.push(BlockInt { cflog, gate });
     }
     let c = spec.stages.last().expect("a stage").n;
-    IntModel {
-        stem: r.weights(spec.stem_width, spec.in_channels, k, 1),
-        stem_out: r.requant(spec.stem_width, 300),
-        head: HeadInt {
-            weights: r.weights(spec.num_classes, c, 1, 1),
-            shift: 20,
-            multipliers: (0..spec.num_classes)
-                .map(|_| r.below(1 << 20) as i32 - (1 << 19))
-                .collect(),
-            offsets: (0..spec.num_classes)
-                .map(|_| r.below(1 << 24) as i32 - (1 << 23))
-                .collect(),
-        },
-        blocks,
-        spec,
-    }
+    let stem = r.weights(spec.stem_width, spec.in_channels, k, 1);
+    let stem_out = r.requant(spec.stem_width, 300);
+    let head = HeadInt {
+        weights: r.weights(spec.num_classes, c, 1, 1),
+        shift: 20,
+        multipliers: (0..spec.num_classes)
+            .map(|_| r.below(1 << 20) as i32 - (1 << 19))
+            .collect(),
+        offsets: (0..spec.num_classes)
+            .map(|_| r.below(1 << 24) as i32 - (1 << 23))
+            .collect(),
+    };
+    IntModel::new(spec, (stem, stem_out), blocks, head).expect("a consistent random model")
+}
+
+/// The constructor refuses parts that do not fit the network, naming the part.
+#[test]
+fn inconsistent_parts_are_refused_by_name() {
+    let model = random_model(spec(3), 4);
+    let parts = |m: &IntModel| {
+        (
+            m.spec.clone(),
+            (m.stem.clone(), m.stem_out.clone()),
+            m.blocks.clone(),
+            m.head.clone(),
+        )
+    };
+    let build = |(spec, stem, blocks, head)| IntModel::new(spec, stem, blocks, head);
+    assert_eq!(build(parts(&model)).unwrap(), model);
+
+    let (spec, stem, mut blocks, head) = parts(&model);
+    blocks[0].cflog.pw1.codes[0] = 2;
+    let err = build((spec, stem, blocks, head)).unwrap_err().to_string();
+    assert!(
+        err.contains("s1.b0.pw1") && err.contains("not ternary"),
+        "{err}"
+    );
+
+    let (spec, stem, mut blocks, head) = parts(&model);
+    blocks.pop();
+    let err = build((spec, stem, blocks, head)).unwrap_err().to_string();
+    assert!(err.contains("blocks"), "{err}");
+
+    let (spec, stem, blocks, mut head) = parts(&model);
+    head.offsets.push(0);
+    let err = build((spec, stem, blocks, head)).unwrap_err().to_string();
+    assert!(err.contains("head offsets"), "{err}");
+
+    let (spec, (w, mut t), blocks, head) = parts(&model);
+    t.pop();
+    let err = build((spec, (w, t), blocks, head)).unwrap_err().to_string();
+    assert!(err.contains("stem thresholds"), "{err}");
 }
 
 fn spec(seed: u64) -> NetSpec {
