@@ -10,6 +10,7 @@ use mognet_arch::rng::{SplitMix64, derive_seed};
 use serde::{Deserialize, Serialize};
 
 use super::image_set::{ImageItem, ImageSet};
+use crate::DatasetKind;
 
 /// Which augmentations to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,9 +28,19 @@ impl Augment {
         flip: false,
     };
 
-    /// The default for a dataset: pad 4 for 32x32 colour images, pad 2 for padded grayscale
-    /// (the 28x28 digit or garment already sits in a 2-pixel zero border), flip on.
-    pub fn default_for(channels: usize) -> Augment {
+    /// The default for a dataset: pad 4 for the 32x32 colour sets, pad 2 for the padded
+    /// grayscale ones (the 28x28 image already sits in a 2-pixel zero border); a horizontal flip
+    /// for photographs and garments, none for digits, which are not mirror-symmetric.
+    pub fn default_for(dataset: DatasetKind) -> Augment {
+        Augment {
+            crop_pad: if dataset.channels() == 1 { 2 } else { 4 },
+            flip: dataset != DatasetKind::Mnist,
+        }
+    }
+
+    /// What runs whose config says nothing got: by channels alone, flip on (the default before
+    /// [`Augment::default_for`] knew the dataset; kept so that such runs resume exactly).
+    pub fn channel_default(channels: usize) -> Augment {
         Augment {
             crop_pad: if channels == 1 { 2 } else { 4 },
             flip: true,
@@ -200,7 +211,7 @@ mod tests {
         });
         let view = |seed, epoch| AugmentedSet {
             set: set.clone(),
-            augment: Augment::default_for(3),
+            augment: Augment::default_for(DatasetKind::Cifar10),
             seed,
             epoch,
         };
@@ -220,5 +231,46 @@ mod tests {
         };
         assert_eq!(plain.get(3).unwrap().pixels, set.image(3));
         assert!(plain.get(16).is_none());
+    }
+
+    /// Digits get no flip (a mirrored 2 or 7 is no digit); the other sets do.
+    #[test]
+    fn dataset_defaults_flip_all_but_digits() {
+        let d = Augment::default_for;
+        assert_eq!(
+            d(DatasetKind::Mnist),
+            Augment {
+                crop_pad: 2,
+                flip: false
+            }
+        );
+        assert_eq!(
+            d(DatasetKind::FashionMnist),
+            Augment {
+                crop_pad: 2,
+                flip: true
+            }
+        );
+        assert_eq!(
+            d(DatasetKind::Cifar10),
+            Augment {
+                crop_pad: 4,
+                flip: true
+            }
+        );
+        assert_eq!(
+            d(DatasetKind::Cifar100),
+            Augment {
+                crop_pad: 4,
+                flip: true
+            }
+        );
+        assert_eq!(
+            Augment::channel_default(1),
+            Augment {
+                crop_pad: 2,
+                flip: true
+            }
+        );
     }
 }

@@ -154,7 +154,7 @@ pub fn data_loading(set: ImageSet, batch: usize, workers: usize, rounds: usize) 
     let device = Device::flex();
     let view = AugmentedSet {
         set: set.clone(),
-        augment: Augment::default_for(3),
+        augment: Augment::default_for(crate::data::DatasetKind::Cifar10),
         seed: 1,
         epoch: 0,
     };

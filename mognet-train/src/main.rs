@@ -216,8 +216,12 @@ struct TrainArgs {
     #[arg(long, default_value_t = 10.0)]
     checkpoint_minutes: f64,
     /// Disable augmentation (random crop and flip).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "flip")]
     no_augment: bool,
+    /// Random horizontal flip on or off (default: on, except for MNIST, whose digits are not
+    /// mirror-symmetric). The run's config.json records the augmentation used.
+    #[arg(long)]
+    flip: Option<bool>,
 }
 
 fn bench_train(
@@ -367,9 +371,14 @@ fn train_command(args: TrainArgs) -> Result<()> {
         .with_stop_after_epochs(args.stop_after)
         .with_stop_after_steps(args.stop_after_steps)
         .with_checkpoint_minutes(args.checkpoint_minutes);
-    if args.no_augment {
-        train_config.augment = Some(mognet_train::data::Augment::NONE);
+    let mut augment = mognet_train::data::Augment::default_for(d.dataset);
+    if let Some(flip) = args.flip {
+        augment.flip = flip;
     }
+    if args.no_augment {
+        augment = mognet_train::data::Augment::NONE;
+    }
+    train_config.augment = Some(augment);
     if args.batch_size == 0 || args.epochs == 0 {
         bail!("--batch-size and --epochs must be positive");
     }

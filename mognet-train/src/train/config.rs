@@ -94,8 +94,9 @@ pub struct TrainConfig {
     /// 0 checkpoints at epoch ends only. Default: 10.
     #[config(default = 10.0)]
     pub checkpoint_minutes: f64,
-    /// Training augmentation; `None` picks the dataset's default (crop pad 4 colour / 2 gray,
-    /// flip). Default: `None`.
+    /// Training augmentation. New runs write the dataset's default here
+    /// ([`Augment::default_for`]: crop pad 4 colour / 2 gray, flip except for MNIST); `None`, in
+    /// configs written before that, means crop and flip for every dataset. Default: `None`.
     #[config(default = "None")]
     pub augment: Option<Augment>,
 }
@@ -104,7 +105,7 @@ impl TrainConfig {
     /// The augmentation in effect.
     pub fn augmentation(&self) -> Augment {
         self.augment
-            .unwrap_or_else(|| Augment::default_for(self.dataset.channels()))
+            .unwrap_or_else(|| Augment::channel_default(self.dataset.channels()))
     }
 }
 
