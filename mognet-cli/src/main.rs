@@ -433,8 +433,7 @@ fn print_profile(fast: &FastModel, images: &[u8], variant: Variant, rate: f64, t
 
 /// Images/s of the scalar reference engine on the first (at most 16) images.
 fn scalar_rate(model: &IntModel, images: &[u8], batch: usize, threads: usize) -> (usize, f64) {
-    let [h, w] = model.spec.input_size;
-    let len = model.spec.in_channels * h * w;
+    let len = model.image_len();
     let n = batch.min(16);
     let rate = median_rate(3, n, || {
         std::thread::scope(|s| {

@@ -205,20 +205,21 @@ pub fn fold(model: &Mognet, config: &MognetConfig) -> Result<(IntModel, FoldRepo
     let model = model.valid();
     let spec = config.spec();
     let q = spec.levels() as u8;
-    let bounds: std::collections::HashMap<String, u64> =
-        spec.accumulator_bounds().into_iter().collect();
-    let bound = |name: &str| bounds[name];
     let device: Device = model
         .devices()
         .into_iter()
         .next()
         .expect("a model lives on a device");
-    let mut report = FoldReport::default();
-    for (name, b) in spec.accumulator_bounds() {
-        if b > F32_EXACT {
-            report.f32_inexact.push((name, b));
-        }
-    }
+    let bound_list = spec.accumulator_bounds();
+    let report = FoldReport {
+        f32_inexact: bound_list
+            .iter()
+            .filter(|(_, b)| *b > F32_EXACT)
+            .cloned()
+            .collect(),
+    };
+    let bounds: std::collections::HashMap<String, u64> = bound_list.into_iter().collect();
+    let bound = |name: &str| bounds[name];
 
     let (mut stem, mut head, mut blocks) = (None, None, Vec::new());
     for node in spec.topology() {

@@ -235,7 +235,8 @@ impl MognetConfig {
     /// Builds the network on `device`. The same config (seed included) gives the same weights,
     /// bit for bit, on every backend.
     pub fn init(&self, device: &Device) -> Result<Mognet, ModelError> {
-        self.spec().validate()?;
+        let spec = self.spec();
+        spec.validate()?;
         // One seed per ternary layer, drawn in execution order.
         let mut stream = INIT_STREAM;
         let mut next_seed = || {
@@ -244,7 +245,7 @@ impl MognetConfig {
         };
         let (mut stem, mut head) = (None, None);
         let mut stages: Vec<Stage> = Vec::with_capacity(self.stages.len());
-        for node in self.spec().topology() {
+        for node in spec.topology() {
             match node {
                 Node::Stem { input, out, kernel } => {
                     stem = Some(self.stem(input[0], out, kernel, next_seed(), device))
@@ -284,7 +285,7 @@ impl MognetConfig {
             stem: stem.expect("a topology starts with its stem"),
             stages,
             head: head.expect("a topology ends with its head"),
-            spec: self.spec(),
+            spec,
         })
     }
 

@@ -8,7 +8,7 @@ use crate::kernels::pool::max_pool2x2;
 use crate::kernels::requant::requantize;
 use mognet_arch::{Node, pool_name};
 
-use crate::input::{InputError, check_image, image_len};
+use crate::input::{InputError, check_image};
 use crate::model::{CflogInt, IntModel};
 
 /// What one image gave.
@@ -70,21 +70,27 @@ fn cflog(
 impl IntModel {
     /// Classifies one image of u8 pixels `[c][y][x]`; an image of the wrong size is an error.
     pub fn predict(&self, pixels: &[u8]) -> Result<Prediction, InputError> {
-        check_image(&self.spec, pixels)?;
+        check_image(self.input_shape(), pixels)?;
         Ok(self.run(pixels, None))
     }
 
     /// Classifies one image and records every layer's codes.
     pub fn predict_trace(&self, pixels: &[u8]) -> Result<(Prediction, IntTrace), InputError> {
-        check_image(&self.spec, pixels)?;
+        check_image(self.input_shape(), pixels)?;
         let mut trace = IntTrace::default();
         let p = self.run(pixels, Some(&mut trace));
         Ok((p, trace))
     }
 
+    /// The input image's `[channels, height, width]`.
+    pub fn input_shape(&self) -> [usize; 3] {
+        let [h, w] = self.spec.input_size;
+        [self.spec.in_channels, h, w]
+    }
+
     /// Bytes per input image (`in_channels x h x w`).
     pub fn image_len(&self) -> usize {
-        image_len(&self.spec)
+        self.input_shape().iter().product()
     }
 
     fn run(&self, pixels: &[u8], mut trace: Option<&mut IntTrace>) -> Prediction {

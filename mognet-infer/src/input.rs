@@ -1,7 +1,5 @@
 //! Checking what callers hand the engines: an image of the model's size, a batch of whole images.
 
-use mognet_arch::NetSpec;
-
 /// Input the model cannot take.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
@@ -32,23 +30,16 @@ pub enum InputError {
     },
 }
 
-/// Bytes per input image of `spec`.
-pub fn image_len(spec: &NetSpec) -> usize {
-    let [h, w] = spec.input_size;
-    spec.in_channels * h * w
-}
-
-/// `Ok` when `pixels` is one image of `spec`'s size.
-pub fn check_image(spec: &NetSpec, pixels: &[u8]) -> Result<(), InputError> {
-    let expected = image_len(spec);
+/// `Ok` when `pixels` is one image of `[channels, height, width]` bytes.
+pub fn check_image([channels, height, width]: [usize; 3], pixels: &[u8]) -> Result<(), InputError> {
+    let expected = channels * height * width;
     if pixels.len() == expected {
         return Ok(());
     }
-    let [height, width] = spec.input_size;
     Err(InputError::ImageSize {
         got: pixels.len(),
         expected,
-        channels: spec.in_channels,
+        channels,
         height,
         width,
     })

@@ -13,8 +13,7 @@ fuzz_target!(|data: &[u8]| {
     fixed.extend(crc32fast::hash(data).to_le_bytes());
     if let Ok((model, _)) = IntModel::from_bytes(&fixed) {
         // A model that loads must also run on an image of its input size.
-        let s = &model.spec;
-        let pixels = vec![128u8; s.in_channels * s.input_size[0] * s.input_size[1]];
+        let pixels = vec![128u8; model.image_len()];
         if pixels.len() <= 1 << 16 {
             let _ = model.predict(&pixels);
         }

@@ -17,7 +17,7 @@ pub mod winograd;
 use mognet_arch::Node;
 
 use crate::engine::Prediction;
-use crate::input::InputError;
+use crate::input::{InputError, check_image};
 use crate::kernels::head::{argmax, logits};
 use crate::kernels::requant::ChannelRequant;
 use crate::model::{CflogInt, IntModel};
@@ -467,23 +467,9 @@ impl FastModel {
         variant: Variant,
         profile: Option<&mut Profile>,
     ) -> Result<Prediction, InputError> {
-        self.check_image(pixels)?;
-        Ok(self.classify(pixels, scratch, variant, profile))
-    }
-
-    /// `Ok` when `pixels` is one image of the model's size.
-    fn check_image(&self, pixels: &[u8]) -> Result<(), InputError> {
         let g = &self.geoms[0];
-        if pixels.len() == self.image_len() {
-            return Ok(());
-        }
-        Err(InputError::ImageSize {
-            got: pixels.len(),
-            expected: self.image_len(),
-            channels: self.in_channels,
-            height: g.h,
-            width: g.w,
-        })
+        check_image([self.in_channels, g.h, g.w], pixels)?;
+        Ok(self.classify(pixels, scratch, variant, profile))
     }
 
     /// One image of the right size (checked by the caller).

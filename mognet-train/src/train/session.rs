@@ -408,7 +408,7 @@ impl<'a> Session<'a> {
             valid_acc: report.accuracy(),
             regularizer,
             occupancy,
-            gate_on: report.gate_on.clone(),
+            gate_on: report.gate_on,
             images_per_sec: pass.seen as f64 / pass.train_seconds.max(1e-9),
             epoch_seconds: clock.seconds(),
             wall_seconds: self.wall_before + self.started.elapsed().as_secs_f64(),
