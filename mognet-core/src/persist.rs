@@ -186,27 +186,25 @@ pub fn run_config_path(run: &Path) -> PathBuf {
 
 /// The model config of a run (the `model` entry of `config.json`).
 pub fn run_model_config(run: &Path) -> Result<MognetConfig, PersistError> {
-    let path = run_config_path(run);
-    let value = read_json(&path)?;
+    model_config_file(&run_config_path(run))
+}
+
+/// The `model` entry of a run config file (`{"model": ..., "train": ...}`), validated.
+pub fn model_config_file(path: &Path) -> Result<MognetConfig, PersistError> {
+    let value = read_json(path)?;
+    let corrupt = |detail: String| PersistError::Corrupt {
+        path: path.to_path_buf(),
+        detail,
+    };
     let model = value
         .get("model")
         .cloned()
-        .ok_or_else(|| PersistError::Corrupt {
-            path: path.clone(),
-            detail: "no \"model\" entry".into(),
-        })?;
-    let config: MognetConfig =
-        serde_json::from_value(model).map_err(|e| PersistError::Corrupt {
-            path: path.clone(),
-            detail: e.to_string(),
-        })?;
+        .ok_or_else(|| corrupt("no \"model\" entry".into()))?;
+    let config: MognetConfig = serde_json::from_value(model).map_err(|e| corrupt(e.to_string()))?;
     config
         .spec()
         .validate()
-        .map_err(|e| PersistError::Corrupt {
-            path,
-            detail: e.to_string(),
-        })?;
+        .map_err(|e| corrupt(e.to_string()))?;
     Ok(config)
 }
 
@@ -259,4 +257,31 @@ pub fn load_run_model(
     })?;
     let (path, crc) = run_weights(run, which)?;
     Ok((config, load_model(model, &path, crc)?))
+}
+
+/// The config that goes with a weights file: `NAME.config.json` beside `NAME.bpk` (how
+/// `checkpoints/` ships models), else the `config.json` of the folder (a run's `best.bpk`).
+pub fn weights_config_path(weights: &Path) -> PathBuf {
+    let sibling = weights.with_extension("config.json");
+    if sibling.exists() {
+        return sibling;
+    }
+    weights
+        .parent()
+        .map_or_else(|| PathBuf::from("config.json"), run_config_path)
+}
+
+/// Builds the model a weights file was trained as (its config from [`weights_config_path`])
+/// on `device` and loads the weights.
+pub fn load_weights_file(
+    weights: &Path,
+    device: &burn::tensor::Device,
+) -> Result<(MognetConfig, Mognet), PersistError> {
+    let config_path = weights_config_path(weights);
+    let config = model_config_file(&config_path)?;
+    let model = config.init(device).map_err(|e| PersistError::Corrupt {
+        path: config_path,
+        detail: e.to_string(),
+    })?;
+    Ok((config, load_model(model, weights, None)?))
 }

@@ -20,6 +20,9 @@ use crate::train::{RunConfig, TrainConfig, train};
 /// Marks a folder as the demo's own, so that a later demo may replace it.
 const MARKER: &str = "demo.json";
 
+/// Training images of the sample held out to choose the best epoch (a sixth of the 6,000).
+const VALID_SPLIT: usize = 1000;
+
 /// Whole epochs the demo trains at least when its budget covers one: one epoch of the sample
 /// reached 77.7% test accuracy, two 81.9%.
 const MIN_EPOCHS: usize = 2;
@@ -33,6 +36,10 @@ pub struct DemoReport {
     pub train_images: usize,
     /// Training wall time in seconds.
     pub train_seconds: f64,
+    /// The epoch kept, chosen on the validation images.
+    pub best_epoch: usize,
+    /// Its accuracy on the validation images.
+    pub valid_accuracy: f64,
     /// Float (Burn, eval mode) accuracy on the test images.
     pub float_accuracy: f64,
     /// Integer engine accuracy on the test images.
@@ -80,7 +87,6 @@ pub fn demo(
 
     let kind = DatasetKind::FashionMnist;
     let train_set = kind.load(data_dir, Split::Train, Cifar100Label::Fine)?;
-    let test_set = kind.load(data_dir, Split::Test, Cifar100Label::Fine)?;
     let model = MognetConfig::preset(Preset::S, 1, 10).with_seed(1);
 
     // Size the run to the budget: measure a step, then train as many whole epochs (or, below
@@ -94,17 +100,27 @@ pub fn demo(
     let budget_images = (rate * minutes * 60.0 * 0.9) as usize;
     // A budget that covers one epoch trains at least MIN_EPOCHS, so that a machine a little
     // slower than the one the default budget was sized on (or busy) still reaches 80%.
-    // Each epoch also validates on the test images and re-estimates batch-norm statistics:
-    // counted at the training rate, which over-estimates those forward-only passes a little.
+    // Each epoch also validates on VALID_SPLIT held-out training images and re-estimates
+    // batch-norm statistics: counted at the training rate, which over-estimates those
+    // forward-only passes a little. The test images are read once, after training.
     let recalibration = TrainConfig::new(kind, data_dir.to_path_buf()).bn_recalibration;
-    let epoch_cost = train_set.len() + test_set.len() + recalibration;
+    if train_set.len() <= 2 * VALID_SPLIT {
+        bail!(
+            "{} holds {} training images; the demo needs more than {}",
+            data_dir.display(),
+            train_set.len(),
+            2 * VALID_SPLIT
+        );
+    }
+    let train_len = train_set.len() - VALID_SPLIT;
+    let epoch_cost = train_len + VALID_SPLIT + recalibration;
     let (epochs, limit) = if budget_images >= epoch_cost {
         ((budget_images / epoch_cost).clamp(MIN_EPOCHS, 30), None)
     } else {
         (1, Some((budget_images / batch).max(2) * batch))
     };
-    let planned_minutes = (limit.unwrap_or(train_set.len()) * epochs) as f64 / rate / 60.0;
-    let train_images = limit.unwrap_or(train_set.len()).min(train_set.len());
+    let planned_minutes = (limit.unwrap_or(train_len) * epochs) as f64 / rate / 60.0;
+    let train_images = limit.unwrap_or(train_len).min(train_len);
     log(&format!(
         "training {} for {epochs} epoch(s) of {train_images} images ({rate:.0} images/s measured, {minutes} minute budget)",
         Preset::S
@@ -116,6 +132,7 @@ pub fn demo(
             .with_batch_size(batch)
             .with_augment(Some(mognet_data::Augment::NONE))
             .with_limit_train(limit)
+            .with_valid_split(Some(VALID_SPLIT))
             .with_time_budget_minutes(Some(minutes.max(planned_minutes) * 1.5))
             .with_seed(1),
     };
@@ -133,7 +150,8 @@ pub fn demo(
     let (int_model, info) = IntModel::load(&model_file)?;
     let summary = Summary::new(&int_model.spec, &info.widths);
 
-    log("comparing the float model and the integer engine on the test images...");
+    log("comparing the float model and the integer engine on the test images (read once, now)...");
+    let test_set = kind.load(data_dir, Split::Test, Cifar100Label::Fine)?;
     let p = parity(
         &float_model,
         &config,
@@ -146,6 +164,8 @@ pub fn demo(
     let n = test_set.len().max(1) as f64;
     Ok(DemoReport {
         epochs: outcome.epochs.len(),
+        best_epoch: outcome.best_epoch,
+        valid_accuracy: outcome.best_valid_acc.unwrap_or(0.0),
         train_images,
         train_seconds,
         float_accuracy: p.float_correct as f64 / n,
@@ -169,6 +189,13 @@ impl DemoReport {
                 format!(
                     "{} epoch(s) x {} images in {:.0} s",
                     self.epochs, self.train_images, self.train_seconds
+                ),
+            ),
+            (
+                "validation accuracy",
+                format!(
+                    "{:.4} (held-out training images; chose epoch {})",
+                    self.valid_accuracy, self.best_epoch
                 ),
             ),
             (

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 use burn::tensor::{Tensor, TensorData};
 use clap::{Parser, Subcommand, ValueEnum};
-use mognet_core::persist::{RunWeights, load_run_model};
+use mognet_core::persist::{RunWeights, load_run_model, load_weights_file};
 use mognet_train::data::Split;
 use mognet_train::data::cli::DataArgs;
 use mognet_train::eval::evaluate;
@@ -126,11 +126,16 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Float accuracy of a run's model; last line `accuracy: 0.xxxx (correct/total)`.
+    /// Float accuracy of a run's model on the test split; last line `accuracy: 0.xxxx
+    /// (correct/total)`.
     Eval {
         /// The run folder.
+        #[arg(long, required_unless_present = "weights", conflicts_with = "weights")]
+        run: Option<PathBuf>,
+        /// A weights file instead of a run (NAME.bpk with NAME.config.json beside it, such as
+        /// the shipped checkpoints/NAME.bpk).
         #[arg(long)]
-        run: PathBuf,
+        weights: Option<PathBuf>,
         /// Which weights.
         #[arg(long, value_enum, default_value = "best")]
         checkpoint: WhichCheckpoint,
@@ -198,9 +203,22 @@ struct TrainArgs {
     /// Train on the first N training images only.
     #[arg(long)]
     limit_train: Option<usize>,
-    /// Validate on the first N test images only.
+    /// Validate on the first N validation images only.
     #[arg(long)]
     limit_valid: Option<usize>,
+    /// Training images held out (class-balanced, fixed by --seed) to validate on: they pick
+    /// the best epoch. 0 holds none out (no validation; the last epoch is kept). The test
+    /// split is read once, after the last epoch, into RUN_DIR/test.json.
+    #[arg(long, default_value_t = 5000)]
+    valid_split: usize,
+    /// Start from these weights (a .bpk with its config: NAME.config.json beside it, or the
+    /// run folder's config.json) instead of a fresh initialisation: fine-tuning. The model is
+    /// the one the weights were trained as (--preset and --config do not apply).
+    #[arg(long, conflicts_with = "config")]
+    init: Option<PathBuf>,
+    /// Do not evaluate the best model on the test split after the last epoch.
+    #[arg(long)]
+    no_test: bool,
     /// Stop after this many minutes (after checkpointing; continue with --resume).
     #[arg(long)]
     time_budget: Option<f64>,
@@ -329,20 +347,32 @@ fn main() -> Result<()> {
         }
         Command::Eval {
             run,
+            weights,
             checkpoint,
             data,
             limit,
             backend,
             batch_size,
-        } => eval_command(&run, checkpoint, &data, limit, backend, batch_size),
+        } => {
+            let source = match (run, weights) {
+                (Some(run), _) => WeightsSource::Run(run, checkpoint),
+                (None, Some(file)) => WeightsSource::File(file),
+                (None, None) => bail!("give --run or --weights"),
+            };
+            eval_command(&source, &data, limit, backend, batch_size)
+        }
     }
 }
 
 fn train_command(args: TrainArgs) -> Result<()> {
     let d = &args.data;
-    let model = match &args.config {
-        Some(path) => mognet_core::MognetConfig::from_file(path)?,
-        None => mognet_core::MognetConfig::preset(
+    let model = match (&args.init, &args.config) {
+        (Some(weights), _) => {
+            let path = mognet_core::persist::weights_config_path(weights);
+            mognet_core::persist::model_config_file(&path)?
+        }
+        (None, Some(path)) => mognet_core::MognetConfig::from_file(path)?,
+        (None, None) => mognet_core::MognetConfig::preset(
             args.preset,
             d.dataset.channels(),
             d.dataset.num_classes(d.cifar100_label),
@@ -367,6 +397,8 @@ fn train_command(args: TrainArgs) -> Result<()> {
         .with_backend(args.backend)
         .with_limit_train(args.limit_train)
         .with_limit_valid(args.limit_valid)
+        .with_valid_split(Some(args.valid_split))
+        .with_init(args.init.clone())
         .with_time_budget_minutes(args.time_budget)
         .with_stop_after_epochs(args.stop_after)
         .with_stop_after_steps(args.stop_after_steps)
@@ -404,29 +436,59 @@ fn train_command(args: TrainArgs) -> Result<()> {
         &selected.device,
         &mut |line| println!("{line}"),
     )?;
-    println!(
-        "best valid accuracy {:.4} at epoch {}; run folder {}",
-        outcome.best_valid_acc,
-        outcome.best_epoch,
-        args.out.display()
-    );
+    match outcome.best_valid_acc {
+        Some(acc) => println!(
+            "best valid accuracy {acc:.4} at epoch {}; run folder {}",
+            outcome.best_epoch,
+            args.out.display()
+        ),
+        None => println!(
+            "no validation set: the last epoch ({}) is the run's model; run folder {}",
+            outcome.best_epoch,
+            args.out.display()
+        ),
+    }
+    if !outcome.stopped_by_budget && !args.no_test {
+        println!("evaluating the best model on the test split (read once, now)...");
+        let test = mognet_train::train::test_best(&args.out, &selected.device)?;
+        println!(
+            "{}; written to {}",
+            test.summary(),
+            args.out.join("test.json").display()
+        );
+    }
     Ok(())
 }
 
+/// The weights `eval` reads.
+enum WeightsSource {
+    /// A run folder and which of its weights.
+    Run(PathBuf, WhichCheckpoint),
+    /// A `.bpk` with its config.
+    File(PathBuf),
+}
+
 fn eval_command(
-    run_dir: &std::path::Path,
-    which: WhichCheckpoint,
+    source: &WeightsSource,
     data: &DataArgs,
     limit: Option<usize>,
     backend: BackendChoice,
     batch_size: usize,
 ) -> Result<()> {
+    if batch_size == 0 || limit == Some(0) {
+        bail!("--batch-size and --limit must be at least 1");
+    }
     let selected = backend.select()?;
-    let which = match which {
-        WhichCheckpoint::Best => RunWeights::Best,
-        WhichCheckpoint::Last => RunWeights::Last,
+    let (config, model) = match source {
+        WeightsSource::Run(run_dir, which) => {
+            let which = match which {
+                WhichCheckpoint::Best => RunWeights::Best,
+                WhichCheckpoint::Last => RunWeights::Last,
+            };
+            load_run_model(run_dir, which, &selected.device)?
+        }
+        WeightsSource::File(file) => load_weights_file(file, &selected.device)?,
     };
-    let (config, model) = load_run_model(run_dir, which, &selected.device)?;
     let set = data
         .load(Split::Test, limit)
         .with_context(|| format!("loading the {} test set", data.dataset.name()))?;

@@ -88,12 +88,12 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, PlotError> {
             message: e.to_string(),
         })?;
         for (what, v) in [
-            ("train loss", m.train_loss),
+            ("train loss", Some(m.train_loss)),
             ("valid loss", m.valid_loss),
-            ("train accuracy", m.train_acc),
+            ("train accuracy", Some(m.train_acc)),
             ("valid accuracy", m.valid_acc),
         ] {
-            if !v.is_finite() {
+            if v.is_some_and(|v| !v.is_finite()) {
                 return Err(PlotError::NonFinite {
                     path: path.to_path_buf(),
                     epoch: m.epoch,
@@ -129,7 +129,8 @@ pub fn render(epochs: &[EpochMetrics], title: &str) -> Result<Vec<u8>, String> {
         let (left, right) = root.split_horizontally(w / 2);
         let loss_max = epochs
             .iter()
-            .flat_map(|m| [m.train_loss, m.valid_loss])
+            .flat_map(|m| [Some(m.train_loss), m.valid_loss])
+            .flatten()
             .fold(0.0f64, f64::max)
             * 1.1;
         panel(
@@ -141,11 +142,12 @@ pub fn render(epochs: &[EpochMetrics], title: &str) -> Result<Vec<u8>, String> {
         )?;
         let acc_min = epochs
             .iter()
-            .flat_map(|m| [m.train_acc, m.valid_acc])
+            .flat_map(|m| [Some(m.train_acc), m.valid_acc])
+            .flatten()
             .fold(1.0f64, f64::min);
         let lo = ((acc_min * 100.0 - 5.0) / 10.0).floor().max(0.0) * 10.0;
         panel(&right, "top-1 accuracy (%)", lo..100.0, epochs, |m| {
-            (100.0 * m.train_acc, 100.0 * m.valid_acc)
+            (100.0 * m.train_acc, m.valid_acc.map(|a| 100.0 * a))
         })?;
         root.present().map_err(|e| e.to_string())?;
     }
@@ -161,13 +163,13 @@ fn epoch_label(x: &f64) -> String {
     }
 }
 
-/// One chart: the train and test values (`value` gives both) of every epoch.
+/// One chart: the training and validation values (`value` gives both) of every epoch.
 fn panel(
     area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
     caption: &str,
     y: std::ops::Range<f64>,
     epochs: &[EpochMetrics],
-    value: impl Fn(&EpochMetrics) -> (f64, f64),
+    value: impl Fn(&EpochMetrics) -> (f64, Option<f64>),
 ) -> Result<(), String> {
     let last = epochs.iter().map(|m| m.epoch).max().unwrap_or(1) as f64;
     let mut chart = ChartBuilder::on(area)
@@ -184,8 +186,10 @@ fn panel(
         .label_style((FAMILY, 14))
         .draw()
         .map_err(|e| e.to_string())?;
-    series(&mut chart, epochs, |m| value(m).0, "train", BLUE)?;
-    series(&mut chart, epochs, |m| value(m).1, "test", RED)?;
+    series(&mut chart, epochs, |m| Some(value(m).0), "train", BLUE)?;
+    if epochs.iter().any(|m| value(m).1.is_some()) {
+        series(&mut chart, epochs, |m| value(m).1, "validation", RED)?;
+    }
     legend(&mut chart)
 }
 
@@ -198,11 +202,14 @@ type Chart<'a, 'b> = ChartContext<
 fn series<'a>(
     chart: &mut Chart<'a, 'a>,
     epochs: &[EpochMetrics],
-    value: impl Fn(&EpochMetrics) -> f64,
+    value: impl Fn(&EpochMetrics) -> Option<f64>,
     label: &str,
     color: RGBColor,
 ) -> Result<(), String> {
-    let points: Vec<(f64, f64)> = epochs.iter().map(|m| (m.epoch as f64, value(m))).collect();
+    let points: Vec<(f64, f64)> = epochs
+        .iter()
+        .filter_map(|m| Some((m.epoch as f64, value(m)?)))
+        .collect();
     chart
         .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
         .map_err(|e| e.to_string())?
@@ -233,7 +240,16 @@ pub fn plot_run(run_dir: &Path, out: &Path) -> Result<usize, PlotError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| run_dir.display().to_string());
-    let title = format!("{name}: {} epoch(s)", epochs.len());
+    // The test accuracy is reported apart from the curves: it was read once, at the end.
+    let test = match crate::train::read_test(run_dir) {
+        Ok(Some(t)) => format!(
+            "; test {:.2}% (epoch {}, read once)",
+            100.0 * t.accuracy,
+            t.epoch
+        ),
+        _ => String::new(),
+    };
+    let title = format!("{name}: {} epoch(s){test}", epochs.len());
     let rgb = render(&epochs, &title).map_err(|message| PlotError::Draw {
         path: out.to_path_buf(),
         message,
@@ -289,7 +305,7 @@ mod tests {
         let count = |c: [u8; 3]| rgb.chunks(3).filter(|p| *p == c).count();
         // Both curves of both panels are drawn (lines and markers), and text is rendered.
         assert!(count([0, 0, 255]) > 500, "blue train curves");
-        assert!(count([255, 0, 0]) > 500, "red test curves");
+        assert!(count([255, 0, 0]) > 500, "red validation curves");
         assert!(
             rgb.chunks(3)
                 .filter(|p| p[0] < 100 && p[0] == p[1] && p[1] == p[2])

@@ -8,7 +8,9 @@ use mognet_core::persist::{RunWeights, load_run_model};
 use mognet_core::{MognetConfig, StageSpec};
 use mognet_train::data::DatasetKind;
 use mognet_train::train::checkpoint::{self, CheckpointError};
-use mognet_train::train::{EpochMetrics, RunConfig, TrainConfig, TrainError, train};
+use mognet_train::train::{
+    EpochMetrics, RunConfig, TrainConfig, TrainError, read_test, test_best, train,
+};
 
 fn sample_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../datasets/samples/fashion-mnist")
@@ -38,6 +40,7 @@ fn tiny_run(epochs: usize, limit: usize) -> RunConfig {
             .with_lr(0.05)
             .with_limit_train(Some(limit))
             .with_limit_valid(Some(200))
+            .with_valid_split(Some(1000))
             .with_seed(11),
     }
 }
@@ -83,7 +86,8 @@ fn loss_falls_on_the_fashion_sample() {
         m[0].train_loss,
         m[2].train_loss
     );
-    assert!(m[2].valid_acc > 0.3, "valid acc {}", m[2].valid_acc);
+    let valid = m[2].valid_acc.unwrap();
+    assert!(valid > 0.3, "valid acc {valid}");
     // Per-layer occupancy and per-MRB gate rates are logged.
     assert_eq!(m[0].occupancy.len(), 1 + 2 * 4 + 1);
     assert_eq!(m[0].gate_on.len(), 2);
@@ -243,6 +247,89 @@ fn wgpu_backend_completes_two_steps() {
     .unwrap();
     assert_eq!(outcome.epochs[0].steps, 2);
     assert!(outcome.epochs[0].train_loss.is_finite());
-    assert!(outcome.epochs[0].valid_acc >= 0.0);
+    assert!(outcome.epochs[0].valid_acc.unwrap() >= 0.0);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// A copy of the sample's training files only: any read of the test split fails.
+fn train_files_only(name: &str) -> PathBuf {
+    let dir = scratch(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"] {
+        std::fs::copy(sample_dir().join(f), dir.join(f)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn training_never_reads_the_test_split_and_the_test_is_read_once_at_the_end() {
+    let data = train_files_only("no-test-data");
+    let dir = scratch("no-test");
+    let mut run = tiny_run(2, 320);
+    run.train.data_dir = data.clone();
+    let outcome = train(&dir, &run, false, &Device::flex(), &mut quiet).unwrap();
+    assert_eq!(outcome.epochs.len(), 2);
+    let best = outcome.best_valid_acc.unwrap();
+    assert!(best > 0.1, "validation accuracy {best}");
+    // The test split is read after training only, by test_best: missing here, it is an error
+    // naming the file, and no test.json is written.
+    let err = test_best(&dir, &Device::flex()).unwrap_err().to_string();
+    assert!(err.contains("t10k"), "{err}");
+    assert_eq!(read_test(&dir).unwrap(), None);
+    for f in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+        std::fs::copy(sample_dir().join(f), data.join(f)).unwrap();
+    }
+    let test = test_best(&dir, &Device::flex()).unwrap();
+    assert_eq!((test.total, test.epoch), (1000, outcome.best_epoch));
+    assert_eq!(test.valid_acc, Some(best));
+    assert!(!test.validated_on_test);
+    assert!(test.accuracy > 0.1 && test.correct == (test.accuracy * 1000.0).round() as usize);
+    assert_eq!(read_test(&dir).unwrap(), Some(test));
+    // Runs written before the split existed validate on the test split, as they did.
+    let legacy = scratch("legacy-valid");
+    run.train.valid_split = None;
+    run.train.epochs = 1;
+    std::fs::remove_file(data.join("t10k-images-idx3-ubyte.gz")).unwrap();
+    let err = train(&legacy, &run, false, &Device::flex(), &mut quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("t10k"), "{err}");
+    for d in [data, dir, legacy] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}
+
+#[test]
+fn without_a_validation_split_the_last_epoch_is_kept() {
+    let dir = scratch("no-valid");
+    let mut run = tiny_run(2, 128);
+    run.train.valid_split = Some(0);
+    let outcome = train(&dir, &run, false, &Device::flex(), &mut quiet).unwrap();
+    assert_eq!((outcome.best_valid_acc, outcome.best_epoch), (None, 2));
+    let m = metrics(&dir);
+    assert!(
+        m.iter()
+            .all(|e| e.valid_acc.is_none() && e.valid_loss.is_none())
+    );
+    assert!(
+        m[1].summary(2).contains("no validation"),
+        "{}",
+        m[1].summary(2)
+    );
+    // A split as large as the training set is refused, naming the flag.
+    run.train.valid_split = Some(6000);
+    let err = train(
+        &scratch("too-large"),
+        &run,
+        false,
+        &Device::flex(),
+        &mut quiet,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("--valid-split") && err.contains("6000"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).ok();
 }

@@ -69,9 +69,20 @@ pub struct TrainConfig {
     /// Train on the first N training images only. Default: all.
     #[config(default = "None")]
     pub limit_train: Option<usize>,
-    /// Validate on the first N test images only. Default: all.
+    /// Validate on the first N validation images only. Default: all.
     #[config(default = "None")]
     pub limit_valid: Option<usize>,
+    /// Training images held out as the validation set that picks the best epoch
+    /// (class-balanced, fixed by `seed`; see `mognet_data::split_indices`); 0 holds none out:
+    /// no validation, and the last epoch is kept. `None`, in configs written before the split
+    /// existed, validates on the test split as those runs did, so that they resume exactly.
+    /// Default: 5000.
+    #[config(default = "Some(5000)")]
+    pub valid_split: Option<usize>,
+    /// Weights a new run starts from instead of the seeded initialisation (a `.bpk` file of
+    /// the same model config, such as `checkpoints/NAME.bpk`): fine-tuning. Default: none.
+    #[config(default = "None")]
+    pub init: Option<PathBuf>,
     /// Stop (after checkpointing) once this many minutes have passed. Default: none.
     #[config(default = "None")]
     pub time_budget_minutes: Option<f64>,
@@ -145,6 +156,10 @@ impl RunConfig {
             .get("train")
             .cloned()
             .ok_or_else(|| corrupt("no \"train\" entry".into()))?;
+        // Runs from before the validation split validated on the test split; they keep doing so.
+        if let Some(serde_json::Value::Object(t)) = value.get_mut("train") {
+            t.entry("valid_split").or_insert(serde_json::Value::Null);
+        }
         let defaults = |v: &serde_json::Value| -> Option<serde_json::Value> {
             let dataset = serde_json::from_value(v.get("dataset")?.clone()).ok()?;
             let dir = serde_json::from_value(v.get("data_dir")?.clone()).ok()?;
@@ -205,6 +220,10 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("bn_recalibration");
+        value["train"]
+            .as_object_mut()
+            .unwrap()
+            .remove("valid_split");
         value["model"]
             .as_object_mut()
             .unwrap()
@@ -214,6 +233,11 @@ mod tests {
         assert_eq!(loaded.train.bn_recalibration, 2048);
         assert_eq!(loaded.model.head_gamma_init, 8.0);
         assert_eq!(loaded.train.epochs, 4);
+        assert_eq!(
+            loaded.train.valid_split, None,
+            "old runs keep validating on the test split"
+        );
+        assert_eq!(run.train.valid_split, Some(5000));
         // A file that is not a run config at all is still an error naming it.
         std::fs::write(RunConfig::path(&dir), b"{\"model\": 1}").unwrap();
         let err = RunConfig::load(&dir).unwrap_err().to_string();

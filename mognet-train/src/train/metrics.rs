@@ -30,10 +30,12 @@ pub struct EpochMetrics {
     pub train_loss: f64,
     /// Training top-1 accuracy (on augmented images, in training mode).
     pub train_acc: f64,
-    /// Validation cross-entropy.
-    pub valid_loss: f64,
-    /// Validation top-1 accuracy.
-    pub valid_acc: f64,
+    /// Validation cross-entropy (none when the run holds out no validation set).
+    #[serde(default)]
+    pub valid_loss: Option<f64>,
+    /// Validation top-1 accuracy (none when the run holds out no validation set).
+    #[serde(default)]
+    pub valid_acc: Option<f64>,
     /// BTQ regularizer at the end of the epoch.
     pub regularizer: f64,
     /// Ternary occupancy per layer.
@@ -55,13 +57,15 @@ pub struct EpochMetrics {
 impl EpochMetrics {
     /// The log line of the epoch, out of `epochs`.
     pub fn summary(&self, epochs: usize) -> String {
+        let valid = match (self.valid_loss, self.valid_acc) {
+            (Some(loss), Some(acc)) => format!("valid loss {loss:.4} acc {acc:.4}"),
+            _ => "no validation".into(),
+        };
         format!(
-            "epoch {:>3}/{epochs} train loss {:.4} acc {:.4} | valid loss {:.4} acc {:.4} | reg {:.4} | lr {:.2e} | {:.0} img/s | {:.0}s{}",
+            "epoch {:>3}/{epochs} train loss {:.4} acc {:.4} | {valid} | reg {:.4} | lr {:.2e} | {:.0} img/s | {:.0}s{}",
             self.epoch,
             self.train_loss,
             self.train_acc,
-            self.valid_loss,
-            self.valid_acc,
             self.regularizer,
             self.lr,
             self.images_per_sec,

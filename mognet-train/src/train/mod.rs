@@ -4,6 +4,7 @@
 pub mod batches;
 pub mod checkpoint;
 pub mod config;
+pub mod final_test;
 pub mod metrics;
 pub mod run;
 pub mod schedule;
@@ -11,6 +12,7 @@ mod session;
 
 pub use checkpoint::CheckpointError;
 pub use config::{OptimizerKind, RunConfig, TrainConfig};
+pub use final_test::{TestResult, read_test, test_best};
 pub use metrics::EpochMetrics;
 pub use run::{TrainError, TrainOutcome, train};
 pub use schedule::Schedule;

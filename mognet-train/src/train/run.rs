@@ -32,6 +32,9 @@ pub enum TrainError {
     /// The model could not be built.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The validation split cannot be made from the training set.
+    #[error("--valid-split: {0}")]
+    Split(#[from] mognet_data::SplitError),
     /// The loss became NaN or infinite.
     #[error(
         "loss is {loss} at epoch {epoch}, step {step} (batch {batch} of the epoch); training stopped, \
@@ -72,8 +75,8 @@ pub enum TrainError {
 pub struct TrainOutcome {
     /// Metrics of every epoch run in this call.
     pub epochs: Vec<EpochMetrics>,
-    /// Best validation accuracy of the run.
-    pub best_valid_acc: f64,
+    /// Best validation accuracy of the run (none without a validation set).
+    pub best_valid_acc: Option<f64>,
     /// Epoch of the best validation accuracy.
     pub best_epoch: usize,
     /// The time budget (or `stop_after_epochs`, `stop_after_steps`) ended the call before the
@@ -107,17 +110,54 @@ pub(super) fn optimizer(run: &RunConfig) -> ModuleOptimizer {
     }
 }
 
-pub(super) fn load_split(run: &RunConfig, split: Split) -> Result<ImageSet, TrainError> {
+/// The images a run trains on and validates on.
+pub(super) struct RunSets {
+    /// Training images (after the split and `limit_train`).
+    pub(super) train: ImageSet,
+    /// Validation images (after `limit_valid`); none with `valid_split = Some(0)`.
+    pub(super) valid: Option<ImageSet>,
+}
+
+/// Reads the training split and holds out the validation set (see
+/// [`TrainConfig::valid_split`](crate::train::TrainConfig)); the test split is read only by
+/// runs written before the validation split existed (`valid_split = None`).
+pub(super) fn load_sets(run: &RunConfig) -> Result<RunSets, TrainError> {
     let t = &run.train;
-    let set = t.dataset.load(&t.data_dir, split, t.cifar100_label)?;
-    let limit = match split {
-        Split::Train => t.limit_train,
-        Split::Test => t.limit_valid,
+    let full = load_split(run, Split::Train)?;
+    let (train, valid) = match t.valid_split {
+        None => (full, Some(load_split(run, Split::Test)?)),
+        Some(0) => (full, None),
+        Some(n) => {
+            let (train, valid) = full.split_validation(n, t.seed)?;
+            (train, Some(valid))
+        }
     };
-    let set = match limit {
+    let limit = |set: ImageSet, n: Option<usize>| match n {
         Some(n) => set.truncated(n),
         None => set,
     };
+    let sets = RunSets {
+        train: limit(train, t.limit_train),
+        valid: valid.map(|v| limit(v, t.limit_valid)),
+    };
+    for (name, set) in [
+        ("training", Some(&sets.train)),
+        ("validation", sets.valid.as_ref()),
+    ] {
+        if set.is_some_and(|s| s.is_empty()) {
+            return Err(TrainError::RunDir {
+                path: t.data_dir.clone(),
+                detail: format!("the {name} set is empty (check --limit-train, --limit-valid)"),
+            });
+        }
+    }
+    Ok(sets)
+}
+
+/// One split of the run's dataset, checked against the model.
+pub(crate) fn load_split(run: &RunConfig, split: Split) -> Result<ImageSet, TrainError> {
+    let t = &run.train;
+    let set = t.dataset.load(&t.data_dir, split, t.cifar100_label)?;
     let m = &run.model;
     if set.channels != m.in_channels
         || set.num_classes != m.num_classes
@@ -175,6 +215,14 @@ fn open_run_dir(run_dir: &Path, run: &RunConfig, resume: bool) -> Result<RunConf
         source: e,
     })?;
     run.save(run_dir)?;
+    // A test result belongs to the run's final best model; more epochs may change it.
+    let test = crate::train::final_test::test_path(run_dir);
+    if test.exists() {
+        std::fs::remove_file(&test).map_err(|e| CheckpointError::Io {
+            path: test,
+            source: e,
+        })?;
+    }
     Ok(run)
 }
 
@@ -231,9 +279,52 @@ pub fn train(
     }
     Ok(TrainOutcome {
         epochs,
-        best_valid_acc: session.best_acc.max(0.0),
+        best_valid_acc: (session.best_acc >= 0.0).then_some(session.best_acc),
         best_epoch: session.best_epoch,
         stopped_by_budget,
         model,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{DatasetKind, split_indices};
+    use crate::train::TrainConfig;
+    use mognet_core::{MognetConfig, Preset};
+
+    #[test]
+    fn the_validation_images_are_held_out_of_the_training_images() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../datasets/samples/fashion-mnist");
+        let run = RunConfig {
+            model: MognetConfig::preset(Preset::S, 1, 10),
+            train: TrainConfig::new(DatasetKind::FashionMnist, dir)
+                .with_valid_split(Some(1000))
+                .with_seed(5),
+        };
+        let full = load_split(&run, Split::Train).unwrap();
+        let sets = load_sets(&run).unwrap();
+        let valid = sets.valid.unwrap();
+        let parts = split_indices(&full.labels, 10, 1000, 5).unwrap();
+        // The trainer's two sets are exactly the split's two index sets of the training file...
+        assert_eq!(valid, full.subset(&parts.valid));
+        assert_eq!(sets.train, full.subset(&parts.train));
+        assert_eq!(valid.len() + sets.train.len(), 6000);
+        // Each class rounds up, so up to one image per class more than asked is held out.
+        assert!((1000..1010).contains(&valid.len()), "{}", valid.len());
+        // ...which share no index and cover the file.
+        let mut seen = vec![0u8; full.len()];
+        for &i in parts.valid.iter().chain(&parts.train) {
+            seen[i] += 1;
+        }
+        assert!(seen.iter().all(|&n| n == 1));
+        // Class-balanced: each class in proportion to its share of the file.
+        let held: Vec<usize> = full
+            .class_counts()
+            .iter()
+            .map(|&c| (1000 * c).div_ceil(6000))
+            .collect();
+        assert_eq!(valid.class_counts(), held);
+    }
 }

@@ -16,13 +16,13 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mognet_core::Mognet;
 
-use crate::data::{AugmentedSet, ImageBatcher, ImageSet, Split};
+use crate::data::{AugmentedSet, ImageBatcher, ImageSet};
 use crate::eval::evaluate;
 use crate::train::batches::{epoch_order, spawn_batches};
 use crate::train::checkpoint::{self, EpochProgress, LoopState};
 use crate::train::config::{RunConfig, TrainConfig};
 use crate::train::metrics::{EpochMetrics, LayerOccupancy, append_metrics, truncate_metrics};
-use crate::train::run::{TrainError, load_split, optimizer};
+use crate::train::run::{TrainError, load_sets, optimizer};
 
 /// Where the loop starts: the model and optimizer, the first epoch to run and how far into it.
 pub(super) struct Start {
@@ -78,7 +78,8 @@ pub(super) struct Session<'a> {
     device: Device,
     ad: Device,
     train_set: Arc<ImageSet>,
-    valid_set: ImageSet,
+    /// None when the run holds out no validation set: the last epoch is then the best.
+    valid_set: Option<ImageSet>,
     batcher: ImageBatcher,
     ce: CrossEntropyLoss,
     metrics_path: PathBuf,
@@ -106,8 +107,9 @@ impl<'a> Session<'a> {
         device: &Device,
         started: Instant,
     ) -> Result<Self, TrainError> {
-        let train_set = Arc::new(load_split(run, Split::Train)?);
-        let valid_set = load_split(run, Split::Test)?;
+        let sets = load_sets(run)?;
+        let train_set = Arc::new(sets.train);
+        let valid_set = sets.valid;
         let t = run.train.clone();
         let ad = device.clone().autodiff();
         let batch_size = t.batch_size.max(1);
@@ -151,6 +153,13 @@ impl<'a> Session<'a> {
         let model = run.model.init(&self.ad)?;
         let optim = optimizer(run);
         if !resume {
+            let model = match &run.train.init {
+                Some(path) => {
+                    log(&format!("starting from the weights in {}", path.display()));
+                    checkpoint::load_model(model, path, None)?
+                }
+                None => model,
+            };
             let _ = std::fs::remove_file(&self.metrics_path);
             return Ok(Start {
                 model,
@@ -377,13 +386,16 @@ impl<'a> Session<'a> {
         clock: EpochClock,
     ) -> EpochMetrics {
         let eval_model = model.valid();
-        let vb = bar(
-            self.valid_set.len() as u64,
-            format!("valid {}/{}", epoch + 1, self.t.epochs),
-        );
-        let batch = self.t.batch_size.max(64);
-        let report = evaluate(&eval_model, &self.valid_set, batch, &self.device, Some(&vb));
-        vb.finish_and_clear();
+        let report = self.valid_set.as_ref().map(|set| {
+            let vb = bar(
+                set.len() as u64,
+                format!("valid {}/{}", epoch + 1, self.t.epochs),
+            );
+            let batch = self.t.batch_size.max(64);
+            let report = evaluate(&eval_model, set, batch, &self.device, Some(&vb));
+            vb.finish_and_clear();
+            report
+        });
         let regularizer = eval_model
             .regularizer()
             .into_data()
@@ -404,11 +416,11 @@ impl<'a> Session<'a> {
             lr: pass.lr,
             train_loss: pass.loss_sum / pass.seen.max(1) as f64,
             train_acc: pass.correct as f64 / pass.seen.max(1) as f64,
-            valid_loss: report.loss,
-            valid_acc: report.accuracy(),
+            valid_loss: report.as_ref().map(|r| r.loss),
+            valid_acc: report.as_ref().map(|r| r.accuracy()),
             regularizer,
             occupancy,
-            gate_on: report.gate_on,
+            gate_on: report.map(|r| r.gate_on).unwrap_or_default(),
             images_per_sec: pass.seen as f64 / pass.train_seconds.max(1e-9),
             epoch_seconds: clock.seconds(),
             wall_seconds: self.wall_before + self.started.elapsed().as_secs_f64(),
@@ -432,11 +444,12 @@ impl<'a> Session<'a> {
             self.recalibrate(model);
         }
         let metrics = self.validate(epoch, model, pass, clock);
-        if metrics.valid_acc > self.best_acc {
-            self.best_acc = metrics.valid_acc;
+        // Without a validation set every epoch replaces the best: the last one is kept.
+        if metrics.valid_acc.is_none_or(|acc| acc > self.best_acc) {
+            self.best_acc = metrics.valid_acc.unwrap_or(-1.0);
             self.best_epoch = epoch + 1;
             let crc = checkpoint::save_model(model, &self.run_dir.join("best.bpk"))?;
-            let best = serde_json::json!({ "epoch": self.best_epoch, "valid_acc": self.best_acc, "crc32": crc });
+            let best = serde_json::json!({ "epoch": self.best_epoch, "valid_acc": metrics.valid_acc, "crc32": crc });
             checkpoint::write_atomic(&self.run_dir.join("best.json"), best.to_string().as_bytes())?;
         }
         let state = LoopState::new(
