@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use mognet_arch::Summary;
 use mognet_core::fold::fold;
 use mognet_core::parity::accuracy;
-use mognet_core::persist::{RunWeights, load_run_model};
+use mognet_core::persist::{RunWeights, load_run_model, load_weights_file};
+use mognet_core::{Mognet, MognetConfig};
 use mognet_data::cli::DataArgs;
 use mognet_data::{ImageSet, Split};
 use mognet_infer::fast::{FastModel, Variant};
@@ -38,6 +39,38 @@ impl From<Which> for RunWeights {
         match w {
             Which::Best => RunWeights::Best,
             Which::Last => RunWeights::Last,
+        }
+    }
+}
+
+/// The float weights a command reads: a run folder's, or a `.bpk` file with its config.
+#[derive(Debug, clap::Args)]
+struct FloatWeights {
+    /// The run folder written by `mognet-train train`.
+    #[arg(long, required_unless_present = "weights", conflicts_with = "weights")]
+    run: Option<PathBuf>,
+    /// Which weights of the run.
+    #[arg(long, value_enum, default_value = "best")]
+    checkpoint: Which,
+    /// A weights file instead of a run: NAME.bpk with NAME.config.json beside it (how
+    /// checkpoints/ ships models), or a run's best.bpk.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+}
+
+impl FloatWeights {
+    /// The model config and the float model on `device`, and what they were read from.
+    fn load(&self, device: &Device) -> Result<(MognetConfig, Mognet, PathBuf)> {
+        match (&self.run, &self.weights) {
+            (Some(run), _) => {
+                let (config, model) = load_run_model(run, self.checkpoint.into(), device)?;
+                Ok((config, model, run.clone()))
+            }
+            (None, Some(file)) => {
+                let (config, model) = load_weights_file(file, device)?;
+                Ok((config, model, file.clone()))
+            }
+            (None, None) => bail!("give --run or --weights"),
         }
     }
 }
@@ -87,14 +120,10 @@ impl TestSet {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Fold a trained run into a `.mognet` integer model.
+    /// Fold a trained run (or a `.bpk` with its config) into a `.mognet` integer model.
     Export {
-        /// The run folder written by `mognet-train train`.
-        #[arg(long)]
-        run: PathBuf,
-        /// Which weights.
-        #[arg(long, value_enum, default_value = "best")]
-        checkpoint: Which,
+        #[command(flatten)]
+        weights: FloatWeights,
         /// The model file to write.
         #[arg(long)]
         out: PathBuf,
@@ -118,12 +147,9 @@ enum Command {
     },
     /// Compare the float model (Burn, eval mode) and the integer engine code by code.
     Parity {
-        /// The run folder.
-        #[arg(long)]
-        run: PathBuf,
-        /// Which weights of the run (must be the ones exported).
-        #[arg(long, value_enum, default_value = "best")]
-        checkpoint: Which,
+        /// The float weights (the ones exported).
+        #[command(flatten)]
+        weights: FloatWeights,
         /// The exported model file.
         #[arg(long)]
         model: PathBuf,
@@ -187,19 +213,17 @@ enum Command {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Export {
-            run,
-            checkpoint,
+            weights,
             out,
             packing,
-        } => export(&run, checkpoint.into(), &out, packing),
+        } => export(&weights, &out, packing),
         Command::Summary { model } => summary(&model),
         Command::Eval { model, data } => eval(&model, &data),
         Command::Parity {
-            run,
-            checkpoint,
+            weights,
             model,
             data,
-        } => parity(&run, checkpoint.into(), &model, &data),
+        } => parity(&weights, &model, &data),
         Command::Classify {
             model,
             resize,
@@ -235,9 +259,9 @@ fn main() -> Result<()> {
     }
 }
 
-fn export(run: &Path, which: RunWeights, out: &Path, packing: PackingArg) -> Result<()> {
+fn export(weights: &FloatWeights, out: &Path, packing: PackingArg) -> Result<()> {
     let device = Device::flex();
-    let (config, model) = load_run_model(run, which, &device)?;
+    let (config, model, _) = weights.load(&device)?;
     let (int_model, report) = fold(&model, &config)?;
     let packing = match packing {
         PackingArg::TwoBit => Packing::TwoBit,
@@ -330,15 +354,15 @@ fn eval(path: &Path, data: &TestSet) -> Result<()> {
     Ok(())
 }
 
-fn parity(run: &Path, which: RunWeights, path: &Path, data: &TestSet) -> Result<()> {
+fn parity(weights: &FloatWeights, path: &Path, data: &TestSet) -> Result<()> {
     let device = Device::flex();
-    let (config, float_model) = load_run_model(run, which, &device)?;
+    let (config, float_model, source) = weights.load(&device)?;
     let (model, _) = IntModel::load(path)?;
     if model.spec != config.spec() {
         bail!(
             "{} does not hold the network of {} (different shapes or options)",
             path.display(),
-            run.display()
+            source.display()
         );
     }
     let set = data.load()?;

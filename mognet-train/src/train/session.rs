@@ -268,6 +268,7 @@ impl<'a> Session<'a> {
             train_seconds: 0.0,
         };
         let mut last_checkpoint = Instant::now();
+        let mut last_report = Instant::now();
         for (batch_index, batch) in (before.batches..).zip(rx.iter()) {
             if self.budget.is_some_and(|b| self.started.elapsed() >= b) {
                 pass.complete = false;
@@ -299,6 +300,18 @@ impl<'a> Session<'a> {
                 pass.lr
             ));
             self.session_steps += 1;
+            // Without a terminal the bar is hidden: a line now and then shows the run is alive.
+            if pb.is_hidden() && last_report.elapsed() >= PROGRESS_EVERY {
+                last_report = Instant::now();
+                log(&format!(
+                    "epoch {}/{}: {}/{} images, {}",
+                    epoch + 1,
+                    self.t.epochs,
+                    pass.seen,
+                    n,
+                    pb.message()
+                ));
+            }
             let stop = self
                 .t
                 .stop_after_steps
@@ -510,6 +523,9 @@ impl<'a> Session<'a> {
         None
     }
 }
+
+/// How often a run without a terminal logs its progress within an epoch.
+const PROGRESS_EVERY: Duration = Duration::from_secs(120);
 
 fn bar(len: u64, prefix: String) -> ProgressBar {
     let target = if std::io::stderr().is_terminal() {

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Trains one of the shipped Fashion-MNIST models and writes everything checkpoints/ ships for
+# it: train (resumed when the run folder holds a checkpoint, so the script may be killed and
+# rerun any number of times), test once, export, integer eval, parity, plot.
+#
+#   scripts/train-shipped.sh PRESET EPOCHS [RUN_DIR]
+#
+# PRESET is mognet-s, mognet-m or mognet-l; RUN_DIR defaults to runs/PRESET-fmnist. Needs the
+# full Fashion-MNIST (datasets/fetch fashion-mnist) and a built workspace (cargo build
+# --workspace); MOGNET_TRAIN and MOGNET_INFER override the binaries. Writes
+# checkpoints/PRESET-fmnist.{mognet,bpk,config.json,metrics.jsonl,test.json,png}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 2 ] || { echo "usage: scripts/train-shipped.sh PRESET EPOCHS [RUN_DIR]" >&2; exit 2; }
+preset=$1
+epochs=$2
+run=${3:-runs/$preset-fmnist}
+name=checkpoints/$preset-fmnist
+data=datasets/fashion-mnist
+train=${MOGNET_TRAIN:-target/debug/mognet-train}
+infer=${MOGNET_INFER:-target/debug/mognet-infer}
+for bin in "$train" "$infer"; do
+  [ -x "$bin" ] || { echo "build first: cargo build --workspace ($bin is missing)" >&2; exit 1; }
+done
+[ -f "$data/t10k-labels-idx1-ubyte.gz" ] || [ -f "$data/t10k-labels-idx1-ubyte" ] \
+  || { echo "fetch the data first: datasets/fetch fashion-mnist" >&2; exit 1; }
+
+resume=()
+[ -f "$run/last.json" ] && resume=(--resume)
+# The recipe: one-cycle SGD (peak 0.1), batch 128, weight decay 5e-4, crop + flip, 5,000
+# training images held out for validation (the best epoch is chosen on them), seed 1.
+"$train" train --dataset fashion-mnist --data-dir "$data" --preset "$preset" \
+  --epochs "$epochs" --batch-size 128 --backend flex --seed 1 --out "$run" "${resume[@]}"
+
+"$infer" export --run "$run" --checkpoint best --out "$name.mognet"
+cp "$run/best.bpk" "$name.bpk.tmp" && mv "$name.bpk.tmp" "$name.bpk"
+for f in config.json metrics.jsonl test.json; do
+  cp "$run/$f" "$name.$f.tmp" && mv "$name.$f.tmp" "$name.$f"
+done
+"$infer" eval --model "$name.mognet" --dataset fashion-mnist --data-dir "$data"
+"$infer" parity --weights "$name.bpk" --model "$name.mognet" --dataset fashion-mnist \
+  --data-dir "$data"
+"$train" plot --run "$run" --out "$name.png"
+sha256sum "$name.mognet" "$name.bpk"
