@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::fixed_pw::Pw2Kind;
 use crate::topology::{BlockNode, Node, pool_name};
 
 /// How the MRB gate chooses between the residual and the main path.
@@ -65,6 +66,9 @@ pub struct NetSpec {
     pub gate: GateMode,
     /// MRB multiplexer inputs.
     pub mux: MuxInputs,
+    /// Where PW2's +-1 weights come from (absent in specs written before the choice: CA).
+    #[serde(default)]
+    pub pw2: Pw2Kind,
 }
 
 /// Why a [`NetSpec`] describes no valid network.
@@ -116,6 +120,8 @@ pub enum LayerKind {
     GConv,
     /// CFLOG's CA-generated 1x1 conv.
     CaPw,
+    /// CFLOG's PW2 with +-1 weights from a plain PRNG stream (an ablation of the CA).
+    PrngPw,
     /// MRB shift-residual, gate and mux.
     Gate,
     /// 2x2 max pooling.
@@ -132,6 +138,7 @@ impl LayerKind {
             LayerKind::Pw1 => "pw1",
             LayerKind::GConv => "gconv",
             LayerKind::CaPw => "ca-pw",
+            LayerKind::PrngPw => "prng-pw",
             LayerKind::Gate => "mrb-gate",
             LayerKind::Pool => "maxpool",
             LayerKind::Head => "head",
@@ -272,7 +279,7 @@ impl NetSpec {
                         ..empty_row(pool_name(stage), LayerKind::Pool, input)
                     });
                 }
-                Node::Block(b) => rows.extend(block_rows(&b)),
+                Node::Block(b) => rows.extend(block_rows(&b, self.pw2)),
                 Node::Head { input, classes } => {
                     let mut head = conv_row("head".into(), LayerKind::Head, input, classes, 1, 1);
                     head.affine_classes = classes;
@@ -314,7 +321,7 @@ fn conv_row(
 ) -> LayerInfo {
     let [c_in, h, w] = input;
     let weights = c_out * (c_in / groups) * kernel * kernel;
-    let generated = kind == LayerKind::CaPw;
+    let generated = matches!(kind, LayerKind::CaPw | LayerKind::PrngPw);
     LayerInfo {
         output: [c_out, h, w],
         kernel,
@@ -327,7 +334,11 @@ fn conv_row(
 }
 
 /// A block's rows: PW1, the grouped convolution, the CA layer, and the gate of an MRB.
-fn block_rows(b: &BlockNode) -> Vec<LayerInfo> {
+fn block_rows(b: &BlockNode, pw2: Pw2Kind) -> Vec<LayerInfo> {
+    let pw2_kind = match pw2 {
+        Pw2Kind::Ca => LayerKind::CaPw,
+        Pw2Kind::Prng => LayerKind::PrngPw,
+    };
     let [h, w] = b.size;
     let inner = [b.m, h, w];
     let mut rows = vec![
@@ -340,7 +351,7 @@ fn block_rows(b: &BlockNode) -> Vec<LayerInfo> {
             b.kernel,
             b.groups,
         ),
-        conv_row(b.id.layer("pw2"), LayerKind::CaPw, inner, b.n, 1, 1),
+        conv_row(b.id.layer("pw2"), pw2_kind, inner, b.n, 1, 1),
     ];
     if b.inner_norm {
         rows[1].threshold_channels = b.m;
@@ -385,6 +396,7 @@ pub(crate) mod tests {
             inner_norm: false,
             gate: GateMode::Tgap,
             mux: MuxInputs::Avg,
+            pw2: Pw2Kind::Ca,
         }
     }
 
@@ -445,6 +457,7 @@ pub(crate) mod tests {
                         inner_norm,
                         gate: GateMode::Tgap,
                         mux: MuxInputs::Avg,
+                        pw2: Pw2Kind::Ca,
                     };
                     let bounds = spec.accumulator_bounds();
                     let (name, worst) = bounds.iter().max_by_key(|(_, b)| *b).unwrap();

@@ -5,12 +5,14 @@
 
 pub mod arch;
 pub mod ca;
+pub mod fixed_pw;
 pub mod preset;
 pub mod rng;
 pub mod summary;
 pub mod topology;
 
 pub use arch::{GateMode, LayerInfo, LayerKind, MuxInputs, NetSpec, SpecError, StageSpec};
+pub use fixed_pw::{FixedPw, PrngRows, Pw2Kind};
 pub use preset::{Preset, UnknownPreset};
 pub use summary::{StorageWidths, Summary, SummaryRow, ThresholdWidths};
 pub use topology::{BlockId, BlockNode, Node, Residual, pool_name};

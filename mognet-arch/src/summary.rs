@@ -49,6 +49,9 @@ pub struct StorageWidths {
     pub ca_bits: u32,
 }
 
+/// Bits of a PRNG PW2 layer in the file: its 64-bit seed and the 32-bit CRC of its rows.
+pub const PRNG_BITS: u64 = 96;
+
 impl Default for StorageWidths {
     fn default() -> Self {
         Self {
@@ -156,10 +159,10 @@ impl Summary {
                 SummaryRow {
                     weight_bits_2bit: 2 * w,
                     weight_bits_base3: w.div_ceil(5) * 8,
-                    ca_bits: if layer.kind == LayerKind::CaPw {
-                        widths.ca_bits as u64
-                    } else {
-                        0
+                    ca_bits: match layer.kind {
+                        LayerKind::CaPw => widths.ca_bits as u64,
+                        LayerKind::PrngPw => PRNG_BITS,
+                        _ => 0,
                     },
                     channel_params: th * q + gates + 2 * classes,
                     channel_param_bits: param_bits,
@@ -281,6 +284,25 @@ impl Summary {
 mod tests {
     use super::*;
     use crate::arch::tests::tiny;
+
+    /// The PRNG ablation of PW2 stores a 64-bit seed and a 32-bit CRC per layer instead of the
+    /// CA's 136 bits, and generates the same weights; nothing else changes.
+    #[test]
+    fn prng_pw2_summary_matches_hand_count() {
+        let ca = Summary::new(&tiny(), &StorageWidths::default());
+        let spec = NetSpec {
+            pw2: crate::Pw2Kind::Prng,
+            ..tiny()
+        };
+        let prng = Summary::new(&spec, &StorageWidths::default());
+        assert_eq!(prng.total_bits_2bit, ca.total_bits_2bit - 3 * (136 - 96));
+        assert_eq!(prng.total_bits_base3, ca.total_bits_base3 - 3 * (136 - 96));
+        assert_eq!(prng.generated_weights, 64 + 64 + 256);
+        assert_eq!((prng.stored_weights, prng.macs), (ca.stored_weights, ca.macs));
+        let kinds: Vec<&str> = prng.rows.iter().map(|r| r.layer.kind.label()).collect();
+        assert_eq!(kinds.iter().filter(|k| **k == "prng-pw").count(), 3);
+        assert!(!kinds.contains(&"ca-pw"));
+    }
 
     /// Every number of the tiny network's summary, counted by hand.
     #[test]

@@ -8,6 +8,7 @@ use crate::bn_qrelu::{BnQRelu, BnQReluConfig};
 use crate::btq::{BtqConfig, Occupancy};
 use crate::ca_pointwise::{CaPointwise, CaPointwiseConfig};
 use crate::ternary_conv::{TernaryConv2d, TernaryConv2dConfig};
+use mognet_arch::Pw2Kind;
 use mognet_arch::ca::CaError;
 
 /// [`Cflog`] configuration.
@@ -38,6 +39,9 @@ pub struct CflogConfig {
     /// CA warmup of PW2 (`None`: the width `m`). Default: `None`.
     #[config(default = "None")]
     pub ca_warmup: Option<usize>,
+    /// Generator of PW2's weights (with `Prng`, `ca_seed` seeds the stream). Default: CA.
+    #[config(default = "Pw2Kind::Ca")]
+    pub pw2: Pw2Kind,
     /// Seeds of the PW1 and grouped-conv initialisation. Default: `[0, 1]`.
     #[config(default = "[0, 1]")]
     pub init_seeds: [u64; 2],
@@ -103,6 +107,7 @@ impl CflogConfig {
                 .with_rule(self.ca_rule)
                 .with_seed(self.ca_seed)
                 .with_warmup(self.ca_warmup)
+                .with_kind(self.pw2)
                 .init(device)?,
             out: bn(n),
             levels: (1u32 << self.bits) - 1,

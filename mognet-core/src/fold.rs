@@ -13,10 +13,11 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use mognet_arch::ca::CaGenerator;
 use mognet_arch::{BlockNode, GateMode, Node};
+use mognet_arch::{FixedPw, PrngRows, Pw2Kind};
 
 use mognet_infer::affine::{channel_thresholds, head_fixed_point};
 use mognet_infer::kernels::requant::ChannelRequant;
-use mognet_infer::model::{BlockInt, CaLayer, CflogInt, HeadInt, IntModel, TernaryWeights};
+use mognet_infer::model::{BlockInt, CflogInt, FixedPwLayer, HeadInt, IntModel, TernaryWeights};
 
 /// Largest integer every f32 holds exactly: accumulators beyond it may round in the float model.
 pub const F32_EXACT: u64 = 1 << 24;
@@ -98,13 +99,16 @@ fn requant(
         .collect()
 }
 
-fn ca_layer(name: &str, cflog: &Cflog) -> Result<CaLayer, FoldError> {
+fn ca_layer(name: &str, cflog: &Cflog) -> Result<FixedPwLayer, FoldError> {
     let pw2 = &cflog.pw2;
     let [width, rows] = pw2.channels();
-    let generator = CaGenerator {
-        rule: pw2.rule,
-        seed: pw2.seed,
-        warmup: Some(pw2.warmup),
+    let generator = match pw2.kind {
+        Pw2Kind::Ca => FixedPw::Ca(CaGenerator {
+            rule: pw2.rule,
+            seed: pw2.seed,
+            warmup: Some(pw2.warmup),
+        }),
+        Pw2Kind::Prng => FixedPw::Prng(PrngRows { seed: pw2.seed }),
     };
     let used: Vec<i8> = pw2
         .weight
@@ -124,10 +128,10 @@ fn ca_layer(name: &str, cflog: &Cflog) -> Result<CaLayer, FoldError> {
     if regenerated != used {
         return Err(FoldError::Mismatch {
             layer: name.into(),
-            detail: "the CA does not regenerate the weights the model used".into(),
+            detail: "the generator does not regenerate the weights the model used".into(),
         });
     }
-    Ok(CaLayer {
+    Ok(FixedPwLayer {
         generator,
         rows,
         width,

@@ -30,4 +30,4 @@ pub mod stem;
 
 pub use model::{ModelError, Mognet, MognetConfig, Trace};
 pub use mognet_arch::preset::{self, Preset};
-pub use mognet_arch::{GateMode, MuxInputs, NetSpec, StageSpec, StorageWidths, Summary};
+pub use mognet_arch::{GateMode, MuxInputs, NetSpec, Pw2Kind, StageSpec, StorageWidths, Summary};

@@ -11,6 +11,7 @@ use mognet_arch::{
     BlockId, BlockNode, GateMode, MuxInputs, NetSpec, Node, SpecError, StageSpec, StorageWidths,
     Summary, pool_name,
 };
+use mognet_arch::{FixedPw, PrngRows, Pw2Kind};
 
 use crate::bn_qrelu::BnQReluConfig;
 use crate::btq::{BtqConfig, Occupancy};
@@ -100,6 +101,10 @@ pub struct MognetConfig {
     /// CA warmup (`None`: the ring width). Default: `None`.
     #[config(default = "None")]
     pub ca_warmup: Option<usize>,
+    /// Where every PW2's +-1 weights come from: the CA, or (an ablation) a plain PRNG stream.
+    /// Default: CA.
+    #[config(default = "Pw2Kind::Ca")]
+    pub pw2: Pw2Kind,
     /// Batch-norm momentum. Default: 0.1.
     #[config(default = 0.1)]
     pub bn_momentum: f64,
@@ -171,6 +176,7 @@ impl MognetConfig {
             inner_norm: self.inner_norm,
             gate: self.gate,
             mux: self.mux,
+            pw2: self.pw2,
         }
     }
 
@@ -193,15 +199,18 @@ impl MognetConfig {
         Ok(config)
     }
 
-    /// The first valid CA generator for the `index`-th CFLOG of shape `[n, m]`.
+    /// The first valid PW2 generator seed for the `index`-th CFLOG of shape `[n, m]`.
     fn ca_generator(&self, index: u64, name: &str, n: usize, m: usize) -> Result<u64, ModelError> {
         let mut last = None;
         for attempt in 0..CA_ATTEMPTS {
             let seed = derive_seed(self.seed, CA_STREAM + index * CA_ATTEMPTS + attempt);
-            let generator = CaGenerator {
-                rule: self.ca_rule,
-                seed,
-                warmup: self.ca_warmup,
+            let generator = match self.pw2 {
+                Pw2Kind::Ca => FixedPw::Ca(CaGenerator {
+                    rule: self.ca_rule,
+                    seed,
+                    warmup: self.ca_warmup,
+                }),
+                Pw2Kind::Prng => FixedPw::Prng(PrngRows { seed }),
             };
             match generator.weights(n, m) {
                 Ok(_) => return Ok(seed),
@@ -227,6 +236,7 @@ impl MognetConfig {
             .with_ca_rule(self.ca_rule)
             .with_ca_seed(ca_seed)
             .with_ca_warmup(self.ca_warmup)
+            .with_pw2(self.pw2)
             .with_init_seeds(seeds)
             .with_bn_momentum(self.bn_momentum)
             .with_bn_epsilon(self.bn_epsilon))

@@ -8,7 +8,9 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use mognet_core::fold::fold;
-use mognet_core::{GateMode, Mognet, MognetConfig, MuxInputs, StageSpec};
+use mognet_core::{
+    BtqConfig, GateMode, Mognet, MognetConfig, MuxInputs, Pw2Kind, StageSpec, ThresholdMode,
+};
 use mognet_data::{Cifar100Label, DatasetKind, ImageSet, Split};
 use mognet_infer::{FormatError, IntModel, Packing};
 
@@ -124,6 +126,54 @@ fn options_fold_exactly() {
     }
 }
 
+/// The ablation arms that change the network (the PRNG PW2, the quantile threshold, 2- and
+/// 4-bit activations) train, fold and run in the integer engine exactly as the default does,
+/// and survive the file.
+#[test]
+fn ablation_arms_fold_exactly_and_round_trip() {
+    let quantile = BtqConfig::new().with_mode(ThresholdMode::Quantile);
+    for config in [
+        tiny().with_pw2(Pw2Kind::Prng),
+        tiny().with_btq(quantile),
+        tiny().with_bits(2),
+        tiny().with_bits(4),
+    ] {
+        let model = briefly_trained(&config);
+        assert_parity(&model, &config, 48);
+        let (int_model, _) = fold(&model, &config).unwrap();
+        let bytes = int_model.to_bytes(Packing::TwoBit).unwrap();
+        let (back, _) = IntModel::from_bytes(&bytes).unwrap();
+        assert_eq!(back, int_model);
+    }
+    // The PRNG arm's PW2 differs from the CA's, and its file records which generator it used.
+    let ca = tiny().init(&Device::flex()).unwrap();
+    let prng = tiny()
+        .with_pw2(Pw2Kind::Prng)
+        .init(&Device::flex())
+        .unwrap();
+    let w = |m: &Mognet| {
+        m.stages[0]
+            .first
+            .pw2
+            .weight
+            .clone()
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap()
+    };
+    assert_ne!(w(&ca), w(&prng));
+    let (int_model, _) = fold(&prng, &tiny().with_pw2(Pw2Kind::Prng)).unwrap();
+    assert!(matches!(
+        int_model.blocks[0].cflog.pw2.generator,
+        mognet_arch::FixedPw::Prng(_)
+    ));
+    assert_eq!(
+        int_model.to_bytes(Packing::TwoBit).unwrap()[11],
+        1,
+        "PW2 kind byte"
+    );
+}
+
 #[test]
 fn file_round_trips_in_both_packings() {
     let config = tiny();
@@ -233,7 +283,9 @@ fn every_corruption_is_a_typed_error() {
 
 /// Offset of the first CA record (rule byte) in an encoded tiny model.
 fn find_ca(body: &[u8], model: &IntModel) -> usize {
-    let g = &model.blocks[0].cflog.pw2.generator;
+    let mognet_arch::FixedPw::Ca(g) = &model.blocks[0].cflog.pw2.generator else {
+        panic!("the tiny model's PW2 is the CA");
+    };
     let mut needle = vec![g.rule];
     needle.extend(g.seed.to_le_bytes());
     body.windows(needle.len())

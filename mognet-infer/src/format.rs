@@ -3,14 +3,15 @@
 //! Layout (little-endian), version 1:
 //!
 //! ```text
-//! magic "MOGNET\0\x1a" | u16 version | u8 packing (0 2-bit, 1 base-3) | u8 0
+//! magic "MOGNET\0\x1a" | u16 version | u8 packing (0 2-bit, 1 base-3) | u8 PW2 kind (0 CA, 1 PRNG)
 //! spec: u16 in_channels, u16 classes, u16 h, u16 w, u8 bits, u8 kernel, u16 stem width,
 //!       u8 inner_norm, u8 gate (0 tgap, 1 always, 2 never), u8 mux (0 avg, 1 skip),
 //!       u8 stages, then per stage u16 n, u16 m, u16 groups, u16 blocks
 //! stem:  ternary weights, requant block
 //! per CFLOG (stage by stage, block by block):
 //!        ternary PW1, ternary grouped conv, [requant block if inner_norm],
-//!        CA: u8 rule, u64 seed, u32 warmup, u32 CRC-32 of the generated rows,
+//!        PW2, CA: u8 rule, u64 seed, u32 warmup, u32 CRC-32 of the generated rows,
+//!             or PRNG: u64 seed, u32 CRC-32 of the generated rows,
 //!        requant block, [gate block for an MRB with gate tgap]
 //! head:  ternary weights, u8 shift, i32 multiplier x classes, i32 offset x classes
 //! u32 CRC-32 of everything before it
@@ -27,13 +28,13 @@ use std::path::{Path, PathBuf};
 
 use mognet_arch::ca::{CaError, CaGenerator};
 use mognet_arch::{
-    BlockNode, GateMode, MuxInputs, NetSpec, Node, SpecError, StageSpec, StorageWidths,
-    ThresholdWidths,
+    BlockNode, FixedPw, GateMode, MuxInputs, NetSpec, Node, PrngRows, Pw2Kind, SpecError,
+    StageSpec, StorageWidths, ThresholdWidths,
 };
 
 use crate::bits::{BitReader, BitWriter, packed_len, signed_width, unsigned_width};
 use crate::kernels::requant::ChannelRequant;
-use crate::model::{BlockInt, CaLayer, CflogInt, HeadInt, IntModel, TernaryWeights, ca_crc};
+use crate::model::{BlockInt, CflogInt, FixedPwLayer, HeadInt, IntModel, TernaryWeights, ca_crc};
 use crate::ternary::{Packing, pack, unpack};
 
 /// File magic.
@@ -262,10 +263,14 @@ fn write_cflog(out: &mut Vec<u8>, c: &CflogInt, q: usize, packing: Packing) {
     if let Some(inner) = &c.inner {
         write_requant(out, inner, q);
     }
-    let g = &c.pw2.generator;
-    out.push(g.rule);
-    out.extend(g.seed.to_le_bytes());
-    out.extend((g.warmup_for(c.pw2.width) as u32).to_le_bytes());
+    match &c.pw2.generator {
+        FixedPw::Ca(g) => {
+            out.push(g.rule);
+            out.extend(g.seed.to_le_bytes());
+            out.extend((g.warmup_for(c.pw2.width) as u32).to_le_bytes());
+        }
+        FixedPw::Prng(g) => out.extend(g.seed.to_le_bytes()),
+    }
     out.extend(ca_crc(&c.pw2.weights).to_le_bytes());
     write_requant(out, &c.out, q);
 }
@@ -279,7 +284,10 @@ impl IntModel {
         out.extend(MAGIC);
         out.extend(VERSION.to_le_bytes());
         out.push(packing.tag());
-        out.push(0);
+        out.push(match s.pw2 {
+            Pw2Kind::Ca => 0,
+            Pw2Kind::Prng => 1,
+        });
         put_u16(&mut out, s.in_channels, "in_channels")?;
         put_u16(&mut out, s.num_classes, "num_classes")?;
         put_u16(&mut out, s.input_size[0], "input height")?;
@@ -535,23 +543,22 @@ impl<'a> Cursor<'a> {
         Ok(out)
     }
 
-    fn ca(&mut self, layer: &str, rows: usize, width: usize) -> Result<CaLayer, FormatError> {
-        let rule = self.u8(layer)?;
-        let seed = self.u64(layer)?;
-        let warmup = self.u32(layer)? as usize;
-        let crc = self.u32(layer)?;
-        // The CA steps warmup + rows times over width cells: bound the work a header can ask for.
-        if warmup > 1 << 20 {
-            return Err(invalid(
-                layer,
-                &format!("CA warmup {warmup} steps is absurd"),
-            ));
-        }
-        let generator = CaGenerator {
-            rule,
-            seed,
-            warmup: Some(warmup),
+    /// PW2 `layer` of a network whose PW2 layers are of `kind`: its generator and CRC; the rows
+    /// are regenerated and checked against the CRC.
+    fn fixed_pw(
+        &mut self,
+        layer: &str,
+        kind: Pw2Kind,
+        rows: usize,
+        width: usize,
+    ) -> Result<FixedPwLayer, FormatError> {
+        let generator = match kind {
+            Pw2Kind::Ca => FixedPw::Ca(self.ca_generator(layer)?),
+            Pw2Kind::Prng => FixedPw::Prng(PrngRows {
+                seed: self.u64(layer)?,
+            }),
         };
+        let crc = self.u32(layer)?;
         let weights = generator
             .weights(rows, width)
             .map_err(|e: CaError| FormatError::Ca {
@@ -563,15 +570,33 @@ impl<'a> Cursor<'a> {
             return Err(FormatError::Ca {
                 layer: layer.into(),
                 detail: format!(
-                    "regenerated CA weights have CRC {found:#010x}, the file records {crc:#010x}"
+                    "regenerated PW2 weights have CRC {found:#010x}, the file records {crc:#010x}"
                 ),
             });
         }
-        Ok(CaLayer {
+        Ok(FixedPwLayer {
             generator,
             rows,
             width,
             weights,
+        })
+    }
+
+    fn ca_generator(&mut self, layer: &str) -> Result<CaGenerator, FormatError> {
+        let rule = self.u8(layer)?;
+        let seed = self.u64(layer)?;
+        let warmup = self.u32(layer)? as usize;
+        // The CA steps warmup + rows times over width cells: bound the work a header can ask for.
+        if warmup > 1 << 20 {
+            return Err(invalid(
+                layer,
+                &format!("CA warmup {warmup} steps is absurd"),
+            ));
+        }
+        Ok(CaGenerator {
+            rule,
+            seed,
+            warmup: Some(warmup),
         })
     }
 }
@@ -661,7 +686,7 @@ fn check_limits(spec: &NetSpec) -> Result<(), FormatError> {
 
 impl<'a> Cursor<'a> {
     /// The network description after the packing tag, validated against the engine's limits.
-    fn spec(&mut self) -> Result<NetSpec, FormatError> {
+    fn spec(&mut self, pw2: Pw2Kind) -> Result<NetSpec, FormatError> {
         let in_channels = self.u16("in_channels")?;
         let num_classes = self.u16("num_classes")?;
         let h = self.u16("input height")?;
@@ -702,6 +727,7 @@ impl<'a> Cursor<'a> {
             inner_norm,
             gate,
             mux,
+            pw2,
         };
         spec.validate()?;
         check_limits(&spec)?;
@@ -767,7 +793,7 @@ impl<'a> Cursor<'a> {
         } else {
             None
         };
-        let pw2 = self.ca(&format!("{name}.pw2"), st.n, st.m)?;
+        let pw2 = self.fixed_pw(&format!("{name}.pw2"), spec.pw2, st.n, st.m)?;
         let what = format!("{name}.pw2 thresholds");
         let out = self.requant(&what, st.n, q, widths, &format!("{name}.pw2"))?;
         Ok(CflogInt {
@@ -839,8 +865,8 @@ impl IntModel {
         };
         let packing = Packing::from_tag(c.u8("packing")?)
             .ok_or_else(|| invalid("packing", "unknown packing tag"))?;
-        c.u8("reserved")?;
-        let spec = c.spec()?;
+        let pw2 = enum_code(&mut c, "PW2 kind", &[Pw2Kind::Ca, Pw2Kind::Prng])?;
+        let spec = c.spec(pw2)?;
         let q = spec.levels() as usize;
         let mut widths = StorageWidths::default();
         let (mut stem, mut head) = (None, None);

@@ -1,7 +1,7 @@
 //! The integer model: what a `.mognet` file holds, with the CA weights regenerated.
 
-use mognet_arch::ca::CaGenerator;
 use mognet_arch::{BlockNode, GateMode, MuxInputs, NetSpec, Node};
+use mognet_arch::{FixedPw, Pw2Kind};
 
 use crate::format::FormatError;
 
@@ -30,11 +30,11 @@ impl TernaryWeights {
     }
 }
 
-/// A CA pointwise layer: its generator and the regenerated +-1 rows.
+/// PW2: its generator (the CA, or the PRNG of the ablation) and the regenerated +-1 rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaLayer {
-    /// Rule, seed and warmup.
-    pub generator: CaGenerator,
+pub struct FixedPwLayer {
+    /// The generator: CA rule, seed and warmup, or a PRNG seed.
+    pub generator: FixedPw,
     /// Rows `n` (output channels).
     pub rows: usize,
     /// Width `m` (input channels).
@@ -43,7 +43,7 @@ pub struct CaLayer {
     pub weights: Vec<i8>,
 }
 
-/// CRC-32 of a CA weight matrix (as bytes `0`/`1`), stored in the file to prove that the
+/// CRC-32 of a PW2 weight matrix (as bytes `0`/`1`), stored in the file to prove that the
 /// regenerated weights are the trainer's.
 pub fn ca_crc(weights: &[i8]) -> u32 {
     let bytes: Vec<u8> = weights.iter().map(|&w| (w > 0) as u8).collect();
@@ -60,7 +60,7 @@ pub struct CflogInt {
     /// Requantization after the grouped conv (`inner_norm`).
     pub inner: Option<Vec<ChannelRequant>>,
     /// PW2 from the CA, `m -> n`.
-    pub pw2: CaLayer,
+    pub pw2: FixedPwLayer,
     /// Requantization of PW2's accumulators.
     pub out: Vec<ChannelRequant>,
 }
@@ -153,7 +153,7 @@ fn invalid(what: &str, detail: String) -> FormatError {
 }
 
 /// Block `b`'s parts against its description.
-fn check_block(b: &BlockNode, block: &BlockInt) -> Result<(), FormatError> {
+fn check_block(b: &BlockNode, block: &BlockInt, pw2_kind: Pw2Kind) -> Result<(), FormatError> {
     let c = &block.cflog;
     let name = |part: &str| b.id.layer(part);
     check_ternary(&name("pw1"), &c.pw1, [b.m, b.c_in, 1, 1])?;
@@ -179,6 +179,13 @@ fn check_block(b: &BlockNode, block: &BlockInt) -> Result<(), FormatError> {
             pw2.weights.len(),
             b.n,
             b.m
+        );
+        return Err(invalid(&name("pw2"), detail));
+    }
+    if pw2.generator.kind() != pw2_kind {
+        let detail = format!(
+            "a {:?} generator in a network with {pw2_kind:?} PW2 layers",
+            pw2.generator.kind()
         );
         return Err(invalid(&name("pw2"), detail));
     }
@@ -211,7 +218,7 @@ impl IntModel {
                     check_len("stem thresholds", stem_out.len(), out)?;
                 }
                 Node::Pool { .. } => {}
-                Node::Block(b) => check_block(&b, &blocks[b.index])?,
+                Node::Block(b) => check_block(&b, &blocks[b.index], spec.pw2)?,
                 Node::Head { input, classes } => {
                     check_ternary("head", &head.weights, [classes, input[0], 1, 1])?;
                     check_len("head multipliers", head.multipliers.len(), classes)?;

@@ -4,13 +4,14 @@
 use mognet_arch::ca::CaGenerator;
 use mognet_arch::rng::SplitMix64;
 use mognet_arch::{BlockNode, GateMode, MuxInputs, NetSpec, StageSpec};
+use mognet_arch::{FixedPw, PrngRows, Pw2Kind};
 
 use super::geom::Geom;
 use super::kernels::{Post, Rq, Terms, conv};
 use super::{FastModel, Variant};
 use crate::kernels::conv::ternary_conv;
 use crate::kernels::requant::ChannelRequant;
-use crate::model::{BlockInt, CaLayer, CflogInt, HeadInt, IntModel, TernaryWeights};
+use crate::model::{BlockInt, CflogInt, FixedPwLayer, HeadInt, IntModel, TernaryWeights};
 
 struct Rng(SplitMix64);
 
@@ -58,19 +59,23 @@ fn random_model(spec: NetSpec, seed: u64) -> IntModel {
         // As the trainer does: the first seed whose rows are valid.
         let (generator, weights) = (0..64)
             .find_map(|_| {
-                let g = CaGenerator {
-                    rule: 30,
-                    seed: r.0.next_u64(),
-                    warmup: None,
+                let seed = r.0.next_u64();
+                let g = match spec.pw2 {
+                    Pw2Kind::Ca => FixedPw::Ca(CaGenerator {
+                        rule: 30,
+                        seed,
+                        warmup: None,
+                    }),
+                    Pw2Kind::Prng => FixedPw::Prng(PrngRows { seed }),
                 };
                 g.weights(b.n, b.m).ok().map(|w| (g, w))
             })
-            .expect("a valid CA seed");
+            .expect("a valid PW2 seed");
         CflogInt {
             pw1: r.weights(b.m, b.c_in, 1, 1),
             gconv: r.weights(b.m, b.m, k, b.groups),
             inner: spec.inner_norm.then(|| r.requant(b.m, 60)),
-            pw2: CaLayer {
+            pw2: FixedPwLayer {
                 weights,
                 generator,
                 rows: b.n,
@@ -178,6 +183,7 @@ fn spec(seed: u64) -> NetSpec {
             GateMode::Never,
         ][r.below(4) as usize],
         mux: [MuxInputs::Avg, MuxInputs::Skip][r.below(2) as usize],
+        pw2: [Pw2Kind::Ca, Pw2Kind::Prng][r.below(2) as usize],
     }
 }
 
@@ -285,6 +291,7 @@ fn pw1_sums_too_wide_for_i16_take_the_i32_path() {
         inner_norm: false,
         gate: GateMode::Tgap,
         mux: MuxInputs::Avg,
+        pw2: Pw2Kind::Ca,
     };
     spec.validate().unwrap();
     let model = random_model(spec, 7);
@@ -328,6 +335,7 @@ fn every_preset_takes_the_winograd_form_even_with_dense_weights() {
             inner_norm,
             gate: GateMode::Tgap,
             mux: MuxInputs::Avg,
+            pw2: Pw2Kind::Ca,
         };
         let mut model = random_model(spec, 11);
         for c in model.blocks.iter_mut().map(|b| &mut b.cflog) {
