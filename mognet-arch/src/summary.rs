@@ -298,7 +298,10 @@ mod tests {
         assert_eq!(prng.total_bits_2bit, ca.total_bits_2bit - 3 * (136 - 96));
         assert_eq!(prng.total_bits_base3, ca.total_bits_base3 - 3 * (136 - 96));
         assert_eq!(prng.generated_weights, 64 + 64 + 256);
-        assert_eq!((prng.stored_weights, prng.macs), (ca.stored_weights, ca.macs));
+        assert_eq!(
+            (prng.stored_weights, prng.macs),
+            (ca.stored_weights, ca.macs)
+        );
         let kinds: Vec<&str> = prng.rows.iter().map(|r| r.layer.kind.label()).collect();
         assert_eq!(kinds.iter().filter(|k| **k == "prng-pw").count(), 3);
         assert!(!kinds.contains(&"ca-pw"));

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod eval;
 pub mod model_args;
 pub mod plot;
+pub mod sweep;
 pub mod train;
 
 pub use backend::{BackendChoice, Selected};

@@ -117,6 +117,35 @@ enum Command {
     },
     /// Train a model; checkpoints, metrics and the best model go to --out.
     Train(TrainArgs),
+    /// Run a grid of arms times seeds as run folders under --out: finished runs are skipped,
+    /// interrupted ones resumed; each finished run is exported and tested once by the integer
+    /// engine (ARM/seed-S/result.json).
+    Sweep {
+        /// The grid file (JSON; see the README's "Sweeps").
+        #[arg(long)]
+        grid: PathBuf,
+        /// The sweep folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Run only every N-th job, starting with the K-th (`K/N`, 1-based), so that N machines
+        /// or processes share a sweep without coordination.
+        #[arg(long)]
+        shard: Option<String>,
+        /// Backend for training.
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: BackendChoice,
+    },
+    /// The table of a sweep: per arm bits, MACs, validation and integer test accuracy (mean +-
+    /// std over seeds), the difference to the first arm; writes report.md, report.json and
+    /// report.png into the sweep folder and prints the table.
+    Report {
+        /// The sweep folder.
+        #[arg(long)]
+        sweep: PathBuf,
+        /// Print the JSON form instead of the markdown table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Draw a run's training curves (loss and accuracy per epoch) as a PNG.
     Plot {
         /// The run folder (reads its metrics.jsonl).
@@ -290,6 +319,26 @@ fn main() -> Result<()> {
             backend,
         } => summary(&model, forward, backend),
         Command::Train(args) => train_command(args),
+        Command::Sweep {
+            grid,
+            out,
+            shard,
+            backend,
+        } => sweep_command(&grid, &out, shard.as_deref(), backend),
+        Command::Report { sweep, json } => {
+            let report = mognet_train::sweep::collect(&sweep)?;
+            report.write(&sweep)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.markdown());
+                println!(
+                    "wrote {}, report.json and report.png",
+                    sweep.join("report.md").display()
+                );
+            }
+            Ok(())
+        }
         Command::Plot { run, out } => {
             let out = out.unwrap_or_else(|| run.join("curves.png"));
             let epochs = mognet_train::plot::plot_run(&run, &out)?;
@@ -466,6 +515,36 @@ enum WeightsSource {
     Run(PathBuf, WhichCheckpoint),
     /// A `.bpk` with its config.
     File(PathBuf),
+}
+
+fn sweep_command(
+    grid: &std::path::Path,
+    out: &std::path::Path,
+    shard: Option<&str>,
+    backend: BackendChoice,
+) -> Result<()> {
+    use mognet_train::sweep::{Grid, JobStatus, Shard, SweepOptions, run_sweep};
+    let grid = Grid::load(grid)?;
+    let shard = shard.map(Shard::parse).transpose()?.unwrap_or(Shard::ALL);
+    let selected = backend.select()?;
+    println!("backend: {}", selected.description);
+    let options = SweepOptions {
+        shard,
+        stop_after_steps: None,
+    };
+    let statuses = run_sweep(&grid, out, options, &selected.device, &mut |line| {
+        println!("{line}")
+    })?;
+    let count = |s: JobStatus| statuses.iter().filter(|(_, x)| *x == s).count();
+    println!(
+        "shard {}/{}: {} jobs run, {} finished before; `mognet-train report --sweep {}` for the table",
+        shard.k,
+        shard.n,
+        count(JobStatus::Done),
+        count(JobStatus::Skipped),
+        out.display()
+    );
+    Ok(())
 }
 
 fn eval_command(

@@ -12,7 +12,7 @@ use thiserror::Error;
 use crate::train::EpochMetrics;
 
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSansMono.ttf");
-const FAMILY: &str = "mognet-mono";
+pub(crate) const FAMILY: &str = "mognet-mono";
 /// Picture size in pixels.
 pub const SIZE: (u32, u32) = (1200, 480);
 
@@ -111,13 +111,18 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, PlotError> {
     Ok(epochs)
 }
 
-/// Draws the curves of `epochs` into an RGB buffer of [`SIZE`]; `title` heads the picture.
-pub fn render(epochs: &[EpochMetrics], title: &str) -> Result<Vec<u8>, String> {
+/// Registers the bundled font under [`FAMILY`] (once).
+pub(crate) fn register_font() {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| {
         plotters::style::register_font(FAMILY, FontStyle::Normal, FONT)
             .unwrap_or_else(|_| panic!("the bundled font parses"));
     });
+}
+
+/// Draws the curves of `epochs` into an RGB buffer of [`SIZE`]; `title` heads the picture.
+pub fn render(epochs: &[EpochMetrics], title: &str) -> Result<Vec<u8>, String> {
+    register_font();
     let (w, h) = SIZE;
     let mut buf = vec![255u8; (w * h * 3) as usize];
     {
@@ -265,7 +270,8 @@ pub fn plot_run(run_dir: &Path, out: &Path) -> Result<usize, PlotError> {
     Ok(epochs.len())
 }
 
-fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>, String> {
+/// An RGB buffer of `w x h` as PNG bytes.
+pub(crate) fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     let mut encoder = png::Encoder::new(&mut bytes, w, h);
     encoder.set_color(png::ColorType::Rgb);

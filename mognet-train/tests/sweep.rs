@@ -1,0 +1,115 @@
+//! Sweeps end to end on the shipped Fashion-MNIST sample: a stopped sweep resumes, finished
+//! runs are skipped, shards split the jobs, and the report reads them all.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use mognet_train::sweep::{Grid, JobStatus, Shard, SweepError, SweepOptions, collect, run_sweep};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mognet-sweep-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn grid() -> Grid {
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../datasets/samples/fashion-mnist");
+    let text = format!(
+        r#"{{
+            "dataset": "fashion-mnist", "data_dir": {data:?}, "preset": "mognet-s",
+            "seeds": [4],
+            "model": {{ "stem_width": 8, "stages": [
+                {{ "n": 8, "m": 8, "groups": 2, "blocks": 2 }},
+                {{ "n": 16, "m": 16, "groups": 4, "blocks": 1 }} ] }},
+            "train": {{ "epochs": 2, "batch_size": 32, "limit_train": 128, "valid_split": 500,
+                        "limit_valid": 100, "lr": 0.05 }},
+            "arms": [
+                {{ "name": "mognet", "about": "as shipped" }},
+                {{ "name": "prng", "about": "PW2 from a PRNG", "model": {{ "pw2": "prng" }} }}
+            ]
+        }}"#
+    );
+    let path = scratch("grid-file").with_extension("json");
+    std::fs::write(&path, text).unwrap();
+    let grid = Grid::load(&path).unwrap();
+    std::fs::remove_file(path).ok();
+    grid
+}
+
+fn sweep(dir: &Path, shard: Shard, stop: Option<usize>) -> Vec<(String, JobStatus)> {
+    let options = SweepOptions {
+        shard,
+        stop_after_steps: stop,
+    };
+    run_sweep(&grid(), dir, options, &Device::flex(), &mut |_| {})
+        .unwrap()
+        .into_iter()
+        .map(|(job, status)| (job.name, status))
+        .collect()
+}
+
+fn model_file(dir: &Path, arm: &str) -> Vec<u8> {
+    std::fs::read(dir.join(arm).join("seed-4/model.mognet")).unwrap()
+}
+
+#[test]
+fn a_stopped_sweep_resumes_skips_finished_runs_and_shards_split_it() {
+    let dir = scratch("resumed");
+    let s = |name: &str, status| (name.to_string(), status);
+    // Stopped 3 steps into the first run (8 steps: 4 batches of 32, 2 epochs), checkpointed.
+    assert_eq!(
+        sweep(&dir, Shard::ALL, Some(3)),
+        [s("mognet", JobStatus::Stopped)]
+    );
+    assert!(dir.join("mognet/seed-4/last.json").exists());
+    assert!(!dir.join("mognet/seed-4/result.json").exists());
+    // Resumed, then the second run; then nothing is left to do.
+    assert_eq!(
+        sweep(&dir, Shard::ALL, None),
+        [s("mognet", JobStatus::Done), s("prng", JobStatus::Done)]
+    );
+    assert_eq!(
+        sweep(&dir, Shard::ALL, None),
+        [
+            s("mognet", JobStatus::Skipped),
+            s("prng", JobStatus::Skipped)
+        ]
+    );
+    // Two shards run one job each; the resumed run's model equals the uninterrupted one's.
+    let sharded = scratch("sharded");
+    let first = Shard::parse("1/2").unwrap();
+    let second = Shard::parse("2/2").unwrap();
+    assert_eq!(sweep(&sharded, first, None), [s("mognet", JobStatus::Done)]);
+    assert_eq!(sweep(&sharded, second, None), [s("prng", JobStatus::Done)]);
+    for arm in ["mognet", "prng"] {
+        assert!(model_file(&dir, arm) == model_file(&sharded, arm), "{arm}");
+    }
+    assert!(model_file(&dir, "mognet") != model_file(&dir, "prng"));
+    // The report reads both arms.
+    let report = collect(&dir).unwrap();
+    assert_eq!(report.arms.len(), 2);
+    assert_eq!((report.arms[0].runs, report.arms[1].runs), (1, 1));
+    let (a, b) = (&report.arms[0], &report.arms[1]);
+    assert!(a.test.mean > 0.1 && b.test.mean > 0.1, "{a:?} {b:?}");
+    assert_eq!(b.diff, Some(b.test.mean - a.test.mean));
+    assert_eq!(
+        b.exceeds_two_std, None,
+        "one seed: no spread to compare with"
+    );
+    assert!(a.file_bits > 0 && a.macs > 0 && a.valid.is_some());
+    report.write(&dir).unwrap();
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("| prng | PW2 from a PRNG | 1/1 |"), "{md}");
+    assert!(std::fs::metadata(dir.join("report.png")).unwrap().len() > 1000);
+    // A folder holding another grid's sweep is refused.
+    let mut other = grid();
+    other.seeds = vec![5];
+    let options = SweepOptions {
+        shard: Shard::ALL,
+        stop_after_steps: None,
+    };
+    let err = run_sweep(&other, &dir, options, &Device::flex(), &mut |_| {}).unwrap_err();
+    assert!(matches!(err, SweepError::OtherGrid { .. }), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+    std::fs::remove_dir_all(sharded).ok();
+}
