@@ -66,7 +66,7 @@ pub struct NetSpec {
     pub gate: GateMode,
     /// MRB multiplexer inputs.
     pub mux: MuxInputs,
-    /// Where PW2's +-1 weights come from (absent in specs written before the choice: CA).
+    /// Where PW2's weights come from (absent in specs written before the choice: CA).
     #[serde(default)]
     pub pw2: Pw2Kind,
 }
@@ -122,6 +122,8 @@ pub enum LayerKind {
     CaPw,
     /// CFLOG's PW2 with +-1 weights from a plain PRNG stream (an ablation of the CA).
     PrngPw,
+    /// CFLOG's PW2 as a trained, stored ternary 1x1 conv (an ablation of the CA).
+    TernaryPw,
     /// MRB shift-residual, gate and mux.
     Gate,
     /// 2x2 max pooling.
@@ -139,6 +141,7 @@ impl LayerKind {
             LayerKind::GConv => "gconv",
             LayerKind::CaPw => "ca-pw",
             LayerKind::PrngPw => "prng-pw",
+            LayerKind::TernaryPw => "pw2",
             LayerKind::Gate => "mrb-gate",
             LayerKind::Pool => "maxpool",
             LayerKind::Head => "head",
@@ -338,6 +341,7 @@ fn block_rows(b: &BlockNode, pw2: Pw2Kind) -> Vec<LayerInfo> {
     let pw2_kind = match pw2 {
         Pw2Kind::Ca => LayerKind::CaPw,
         Pw2Kind::Prng => LayerKind::PrngPw,
+        Pw2Kind::Ternary => LayerKind::TernaryPw,
     };
     let [h, w] = b.size;
     let inner = [b.m, h, w];

@@ -14,6 +14,9 @@ pub use crate::rng::SplitMix64;
 /// Why a CA generator cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CaError {
+    /// Ternary PW2 weights are trained, not generated.
+    #[error("PW2 kind ternary has trained weights, not a generator")]
+    NotFixed,
     /// A weight matrix needs at least one row and one column.
     #[error("CA weight matrix must be at least 1x1, got {rows}x{width}")]
     EmptyShape {

@@ -1,22 +1,24 @@
-//! The fixed +-1 matrix of CFLOG's second pointwise convolution (PW2): the rows of the
+//! The weights of CFLOG's second pointwise convolution (PW2): the fixed +-1 rows of the
 //! cellular automaton (MOGNET's choice), or, to test whether the automaton matters, rows drawn
-//! from a plain pseudo-random stream. Both are regenerated from a few stored numbers, never
-//! stored themselves.
+//! from a plain pseudo-random stream (both regenerated from a few stored numbers, never stored
+//! themselves), or, to test what the fixed matrix costs, trained ternary weights.
 
 use serde::{Deserialize, Serialize};
 
 use crate::ca::{CaError, CaGenerator};
 use crate::rng::SplitMix64;
 
-/// Where PW2's +-1 weights come from.
+/// Where PW2's weights come from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Pw2Kind {
-    /// Rows of the elementary cellular automaton (rule, seed, warmup): MOGNET.
+    /// +-1 rows of the elementary cellular automaton (rule, seed, warmup): MOGNET.
     #[default]
     Ca,
-    /// Rows of SplitMix64 output bits from a seed, with the same bits per weight: an ablation.
+    /// +-1 rows of SplitMix64 output bits from a seed, stored in as few bits: an ablation.
     Prng,
+    /// Trained ternary weights (BTQ, like PW1), stored at 2 bits each: an ablation.
+    Ternary,
 }
 
 /// `rows x width` +-1 weights from SplitMix64: row `r`, cell `j` is bit `j mod 64` of the

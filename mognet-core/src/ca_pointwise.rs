@@ -51,23 +51,16 @@ pub struct CaPointwise {
 }
 
 impl CaPointwiseConfig {
-    /// The generator this layer uses.
-    pub fn generator(&self) -> FixedPw {
-        match self.kind {
-            Pw2Kind::Ca => FixedPw::Ca(CaGenerator {
-                rule: self.rule,
-                seed: self.seed,
-                warmup: self.warmup,
-            }),
-            Pw2Kind::Prng => FixedPw::Prng(PrngRows { seed: self.seed }),
-        }
+    /// The generator this layer uses; `Ternary` names no generator and is an error.
+    pub fn generator(&self) -> Result<FixedPw, CaError> {
+        fixed_generator(self.kind, self.rule, self.seed, self.warmup)
     }
 
     /// Generates the weights and builds the layer; fails if the CA's (rule, seed) pair gives a
     /// constant or repeated row.
     pub fn init(&self, device: &Device) -> Result<CaPointwise, CaError> {
         let [m, n] = self.channels;
-        let generator = self.generator();
+        let generator = self.generator()?;
         let weights: Vec<f32> = generator
             .weights(n, m)?
             .into_iter()
@@ -83,7 +76,26 @@ impl CaPointwiseConfig {
     }
 }
 
+/// The fixed generator of `kind`.
+fn fixed_generator(
+    kind: Pw2Kind,
+    rule: u8,
+    seed: u64,
+    warmup: Option<usize>,
+) -> Result<FixedPw, CaError> {
+    match kind {
+        Pw2Kind::Ca => Ok(FixedPw::Ca(CaGenerator { rule, seed, warmup })),
+        Pw2Kind::Prng => Ok(FixedPw::Prng(PrngRows { seed })),
+        Pw2Kind::Ternary => Err(CaError::NotFixed),
+    }
+}
+
 impl CaPointwise {
+    /// The generator of the weights, with the warmup actually run.
+    pub fn generator(&self) -> Result<FixedPw, CaError> {
+        fixed_generator(self.kind, self.rule, self.seed, Some(self.warmup))
+    }
+
     /// `[in, out]` channels.
     pub fn channels(&self) -> [usize; 2] {
         let [n, m, _, _] = self.weight.shape().dims();

@@ -5,11 +5,13 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
 use crate::bn_qrelu::{BnQRelu, BnQReluConfig};
-use crate::btq::{BtqConfig, Occupancy};
-use crate::ca_pointwise::{CaPointwise, CaPointwiseConfig};
+use crate::btq::BtqConfig;
+use crate::ca_pointwise::CaPointwiseConfig;
+use crate::pw2::Pw2;
 use crate::ternary_conv::{TernaryConv2d, TernaryConv2dConfig};
 use mognet_arch::Pw2Kind;
 use mognet_arch::ca::CaError;
+use mognet_arch::rng::derive_seed;
 
 /// [`Cflog`] configuration.
 #[derive(Config, Debug)]
@@ -53,6 +55,18 @@ pub struct CflogConfig {
     pub bn_epsilon: f64,
 }
 
+/// Stream of PW2's initialisation seed when PW2 is ternary (derived from the grouped
+/// convolution's, so that the other layers' seeds stay as they are).
+const PW2_INIT_STREAM: u64 = 0x9E2;
+
+/// `scale`, times `alpha` when there is one.
+fn times(scale: Tensor<1>, alpha: Option<Tensor<1>>) -> Tensor<1> {
+    match alpha {
+        Some(a) => scale * a,
+        None => scale,
+    }
+}
+
 /// A CFLOG block.
 #[derive(Module, Debug)]
 pub struct Cflog {
@@ -62,8 +76,8 @@ pub struct Cflog {
     pub gconv: TernaryConv2d,
     /// Optional BN + QReLU after the grouped convolution.
     pub inner: Option<BnQRelu>,
-    /// PW2, CA-generated, `m -> n`.
-    pub pw2: CaPointwise,
+    /// PW2, `m -> n`: CA-generated (or an ablation's PRNG rows or ternary weights).
+    pub pw2: Pw2,
     /// BN + QReLU on PW2's accumulators.
     pub out: BnQRelu,
     /// `Q`.
@@ -103,12 +117,22 @@ impl CflogConfig {
                 .with_seed(self.init_seeds[1])
                 .init(device),
             inner: self.inner_norm.then(|| bn(m)),
-            pw2: CaPointwiseConfig::new([m, n])
-                .with_rule(self.ca_rule)
-                .with_seed(self.ca_seed)
-                .with_warmup(self.ca_warmup)
-                .with_kind(self.pw2)
-                .init(device)?,
+            pw2: match self.pw2 {
+                Pw2Kind::Ternary => Pw2::Ternary(
+                    TernaryConv2dConfig::new([m, n])
+                        .with_btq(self.btq.clone())
+                        .with_seed(derive_seed(self.init_seeds[1], PW2_INIT_STREAM))
+                        .init(device),
+                ),
+                kind => Pw2::Fixed(
+                    CaPointwiseConfig::new([m, n])
+                        .with_rule(self.ca_rule)
+                        .with_seed(self.ca_seed)
+                        .with_warmup(self.ca_warmup)
+                        .with_kind(kind)
+                        .init(device)?,
+                ),
+            },
             out: bn(n),
             levels: (1u32 << self.bits) - 1,
         })
@@ -136,19 +160,20 @@ impl Cflog {
         match &self.inner {
             Some(inner) => {
                 let codes = inner.forward(acc2, scale);
-                let out = self.out.forward(
-                    self.pw2.forward(codes.clone()),
-                    self.code_scale(&codes.device()),
-                );
+                let (acc3, alpha3) = self.pw2.accumulate(codes.clone());
+                let scale = times(self.code_scale(&codes.device()), alpha3);
                 CflogTrace {
                     inner: Some(codes),
-                    out,
+                    out: self.out.forward(acc3, scale),
                 }
             }
-            None => CflogTrace {
-                inner: None,
-                out: self.out.forward(self.pw2.forward(acc2), scale),
-            },
+            None => {
+                let (acc3, alpha3) = self.pw2.accumulate(acc2);
+                CflogTrace {
+                    inner: None,
+                    out: self.out.forward(acc3, times(scale, alpha3)),
+                }
+            }
         }
     }
 
@@ -173,19 +198,19 @@ impl Cflog {
         match &self.inner {
             Some(inner) => (
                 Some(inner.folded(scale)),
-                self.out.folded(self.code_scale(device)),
+                self.out.folded(self.pw2.scaled(self.code_scale(device))),
             ),
-            None => (None, self.out.folded(scale)),
+            None => (None, self.out.folded(self.pw2.scaled(scale))),
         }
     }
 
-    /// Sum of the BTQ regularizers of PW1 and the grouped convolution, `[1]`.
+    /// Sum of the BTQ regularizers of the block's ternary layers (PW1, the grouped
+    /// convolution, and PW2 when it is ternary), `[1]`.
     pub fn regularizer(&self) -> Tensor<1> {
-        self.pw1.regularizer() + self.gconv.regularizer()
-    }
-
-    /// Occupancy of PW1 and the grouped convolution (reads back to the host).
-    pub fn occupancy(&self) -> [Occupancy; 2] {
-        [self.pw1.occupancy(), self.gconv.occupancy()]
+        let pw = self.pw1.regularizer() + self.gconv.regularizer();
+        match self.pw2.regularizer() {
+            Some(r) => pw + r,
+            None => pw,
+        }
     }
 }

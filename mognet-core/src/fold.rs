@@ -8,16 +8,15 @@
 
 use crate::cflog::Cflog;
 use crate::mrb::Mrb;
+use crate::pw2::Pw2;
 use crate::{Mognet, MognetConfig, TernaryConv2d};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use mognet_arch::ca::CaGenerator;
 use mognet_arch::{BlockNode, GateMode, Node};
-use mognet_arch::{FixedPw, PrngRows, Pw2Kind};
 
 use mognet_infer::affine::{channel_thresholds, head_fixed_point};
 use mognet_infer::kernels::requant::ChannelRequant;
-use mognet_infer::model::{BlockInt, CflogInt, FixedPwLayer, HeadInt, IntModel, TernaryWeights};
+use mognet_infer::model::{BlockInt, CflogInt, HeadInt, IntModel, Pw2Layer, TernaryWeights};
 
 /// Largest integer every f32 holds exactly: accumulators beyond it may round in the float model.
 pub const F32_EXACT: u64 = 1 << 24;
@@ -99,17 +98,24 @@ fn requant(
         .collect()
 }
 
-fn ca_layer(name: &str, cflog: &Cflog) -> Result<FixedPwLayer, FoldError> {
-    let pw2 = &cflog.pw2;
-    let [width, rows] = pw2.channels();
-    let generator = match pw2.kind {
-        Pw2Kind::Ca => FixedPw::Ca(CaGenerator {
-            rule: pw2.rule,
-            seed: pw2.seed,
-            warmup: Some(pw2.warmup),
-        }),
-        Pw2Kind::Prng => FixedPw::Prng(PrngRows { seed: pw2.seed }),
+fn pw2_layer(name: &str, cflog: &Cflog) -> Result<Pw2Layer, FoldError> {
+    let pw2 = match &cflog.pw2 {
+        Pw2::Ternary(conv) => {
+            let w = ternary(conv);
+            return Ok(Pw2Layer {
+                generator: None,
+                rows: w.out,
+                width: w.inputs,
+                weights: w.codes,
+            });
+        }
+        Pw2::Fixed(ca) => ca,
     };
+    let [width, rows] = pw2.channels();
+    let generator = pw2.generator().map_err(|e| FoldError::Mismatch {
+        layer: name.into(),
+        detail: e.to_string(),
+    })?;
     let used: Vec<i8> = pw2
         .weight
         .clone()
@@ -131,8 +137,8 @@ fn ca_layer(name: &str, cflog: &Cflog) -> Result<FixedPwLayer, FoldError> {
             detail: "the generator does not regenerate the weights the model used".into(),
         });
     }
-    Ok(FixedPwLayer {
-        generator,
+    Ok(Pw2Layer {
+        generator: Some(generator),
         rows,
         width,
         weights: regenerated,
@@ -160,7 +166,7 @@ fn fold_cflog(
         pw1: ternary(&c.pw1),
         gconv: ternary(&c.gconv),
         inner,
-        pw2: ca_layer(&pw2, c)?,
+        pw2: pw2_layer(&pw2, c)?,
         out: requant(&pw2, out, q, bound(&pw2))?,
     })
 }

@@ -26,6 +26,7 @@ pub mod model;
 pub mod mrb;
 pub mod parity;
 pub mod persist;
+pub mod pw2;
 pub mod stem;
 
 pub use model::{ModelError, Mognet, MognetConfig, Trace};

@@ -191,12 +191,34 @@ impl MognetConfig {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
-        let config: Self = serde_json::from_str(&text).map_err(|e| ModelError::ConfigFile {
+        let error = |message: String| ModelError::ConfigFile {
             path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        let value = serde_json::from_str(&text).map_err(|e| error(e.to_string()))?;
+        let config = Self::from_json(value).map_err(|e| error(e.to_string()))?;
         config.spec().validate()?;
         Ok(config)
+    }
+
+    /// A config from its JSON form; fields added after it was written (absent keys) take their
+    /// documented defaults, so configs of older runs still load.
+    pub fn from_json(mut value: serde_json::Value) -> Result<Self, serde_json::Error> {
+        let required = (
+            value.get("stem_width").cloned(),
+            value.get("stages").cloned(),
+        );
+        if let (Some(sw), Some(st)) = required
+            && let (Ok(sw), Ok(st)) = (serde_json::from_value(sw), serde_json::from_value(st))
+            && let Ok(serde_json::Value::Object(defaults)) =
+                serde_json::to_value(MognetConfig::new(sw, st))
+            && let serde_json::Value::Object(fields) = &mut value
+        {
+            for (k, v) in defaults {
+                fields.entry(k).or_insert(v);
+            }
+        }
+        serde_json::from_value(value)
     }
 
     /// The first valid PW2 generator seed for the `index`-th CFLOG of shape `[n, m]`.
@@ -211,6 +233,8 @@ impl MognetConfig {
                     warmup: self.ca_warmup,
                 }),
                 Pw2Kind::Prng => FixedPw::Prng(PrngRows { seed }),
+                // Trained weights: the seed is not used.
+                Pw2Kind::Ternary => return Ok(seed),
             };
             match generator.weights(n, m) {
                 Ok(_) => return Ok(seed),
@@ -516,6 +540,9 @@ impl Mognet {
                     let cflog = self.block(b.id).0;
                     out.push((b.id.layer("pw1"), &cflog.pw1));
                     out.push((b.id.layer("gconv"), &cflog.gconv));
+                    if let Some(pw2) = cflog.pw2.ternary() {
+                        out.push((b.id.layer("pw2"), pw2));
+                    }
                 }
                 Node::Head { .. } => out.push(("head".to_string(), &self.head.conv)),
             }

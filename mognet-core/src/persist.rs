@@ -200,7 +200,7 @@ pub fn model_config_file(path: &Path) -> Result<MognetConfig, PersistError> {
         .get("model")
         .cloned()
         .ok_or_else(|| corrupt("no \"model\" entry".into()))?;
-    let config: MognetConfig = serde_json::from_value(model).map_err(|e| corrupt(e.to_string()))?;
+    let config = MognetConfig::from_json(model).map_err(|e| corrupt(e.to_string()))?;
     config
         .spec()
         .validate()

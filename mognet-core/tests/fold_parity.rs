@@ -126,14 +126,16 @@ fn options_fold_exactly() {
     }
 }
 
-/// The ablation arms that change the network (the PRNG PW2, the quantile threshold, 2- and
-/// 4-bit activations) train, fold and run in the integer engine exactly as the default does,
-/// and survive the file.
+/// The ablation arms that change the network (the PRNG and the ternary PW2, the quantile
+/// threshold, 2- and 4-bit activations) train, fold and run in the integer engine exactly as
+/// the default does, and survive the file.
 #[test]
 fn ablation_arms_fold_exactly_and_round_trip() {
     let quantile = BtqConfig::new().with_mode(ThresholdMode::Quantile);
     for config in [
         tiny().with_pw2(Pw2Kind::Prng),
+        tiny().with_pw2(Pw2Kind::Ternary),
+        tiny().with_pw2(Pw2Kind::Ternary).with_inner_norm(true),
         tiny().with_btq(quantile),
         tiny().with_bits(2),
         tiny().with_bits(4),
@@ -155,6 +157,8 @@ fn ablation_arms_fold_exactly_and_round_trip() {
         m.stages[0]
             .first
             .pw2
+            .fixed()
+            .unwrap()
             .weight
             .clone()
             .into_data()
@@ -165,7 +169,7 @@ fn ablation_arms_fold_exactly_and_round_trip() {
     let (int_model, _) = fold(&prng, &tiny().with_pw2(Pw2Kind::Prng)).unwrap();
     assert!(matches!(
         int_model.blocks[0].cflog.pw2.generator,
-        mognet_arch::FixedPw::Prng(_)
+        Some(mognet_arch::FixedPw::Prng(_))
     ));
     assert_eq!(
         int_model.to_bytes(Packing::TwoBit).unwrap()[11],
@@ -283,7 +287,7 @@ fn every_corruption_is_a_typed_error() {
 
 /// Offset of the first CA record (rule byte) in an encoded tiny model.
 fn find_ca(body: &[u8], model: &IntModel) -> usize {
-    let mognet_arch::FixedPw::Ca(g) = &model.blocks[0].cflog.pw2.generator else {
+    let Some(mognet_arch::FixedPw::Ca(g)) = &model.blocks[0].cflog.pw2.generator else {
         panic!("the tiny model's PW2 is the CA");
     };
     let mut needle = vec![g.rule];
@@ -291,4 +295,42 @@ fn find_ca(body: &[u8], model: &IntModel) -> usize {
     body.windows(needle.len())
         .position(|w| w == needle.as_slice())
         .expect("the CA record is in the file")
+}
+
+/// A ternary PW2 is a trained layer: it has parameters, a regularizer and occupancy, gets
+/// gradients, and the file stores its weights (2 bits each) where the CA stores 17 bytes.
+#[test]
+fn ternary_pw2_is_trained_and_stored() {
+    let config = tiny().with_pw2(Pw2Kind::Ternary);
+    let fresh = config.init(&Device::flex()).unwrap();
+    let names: Vec<String> = fresh.ternary_layers().into_iter().map(|(n, _)| n).collect();
+    assert!(names.contains(&"s1.b0.pw2".to_string()), "{names:?}");
+    assert_eq!(names.len(), 1 + 4 * 3 + 1);
+    let ca_params = tiny().init(&Device::flex()).unwrap().num_params();
+    // Two 8x8 PW2s in stage 1, two 16x16 in stage 2.
+    let pw2_weights = 2 * 64 + 2 * 256;
+    assert_eq!(fresh.num_params(), ca_params + pw2_weights);
+    let trained = briefly_trained(&config);
+    let before = fresh.stages[1].first.pw2.ternary().unwrap().weight.val();
+    let after = trained.stages[1].first.pw2.ternary().unwrap().weight.val();
+    assert!(
+        !before.equal(after).all().into_scalar::<bool>(),
+        "PW2 did not train"
+    );
+    let (int_model, _) = fold(&trained, &config).unwrap();
+    assert_eq!(int_model.blocks[2].cflog.pw2.generator, None);
+    let (ca_model, _) = fold(&briefly_trained(&tiny()), &tiny()).unwrap();
+    let bytes = |m: &IntModel| m.to_bytes(Packing::TwoBit).unwrap();
+    assert_eq!(bytes(&int_model)[11], 2, "PW2 kind byte");
+    // Same thresholds' layout aside, the file grows by the packed weights less the CA records.
+    let summary = |m: &IntModel| {
+        let (_, info) = IntModel::from_bytes(&bytes(m)).unwrap();
+        mognet_arch::Summary::new(&m.spec, &info.widths)
+    };
+    let (t, c) = (summary(&int_model), summary(&ca_model));
+    assert_eq!(t.stored_weights, c.stored_weights + pw2_weights as u64);
+    assert_eq!(t.generated_weights, 0);
+    let t_rows: u64 = t.rows.iter().map(|r| r.weight_bits_2bit + r.ca_bits).sum();
+    let c_rows: u64 = c.rows.iter().map(|r| r.weight_bits_2bit + r.ca_bits).sum();
+    assert_eq!(t_rows, c_rows + 2 * pw2_weights as u64 - 4 * 136);
 }

@@ -3,7 +3,8 @@
 //! Layout (little-endian), version 1:
 //!
 //! ```text
-//! magic "MOGNET\0\x1a" | u16 version | u8 packing (0 2-bit, 1 base-3) | u8 PW2 kind (0 CA, 1 PRNG)
+//! magic "MOGNET\0\x1a" | u16 version | u8 packing (0 2-bit, 1 base-3) |
+//!       u8 PW2 kind (0 CA, 1 PRNG, 2 ternary)
 //! spec: u16 in_channels, u16 classes, u16 h, u16 w, u8 bits, u8 kernel, u16 stem width,
 //!       u8 inner_norm, u8 gate (0 tgap, 1 always, 2 never), u8 mux (0 avg, 1 skip),
 //!       u8 stages, then per stage u16 n, u16 m, u16 groups, u16 blocks
@@ -11,7 +12,7 @@
 //! per CFLOG (stage by stage, block by block):
 //!        ternary PW1, ternary grouped conv, [requant block if inner_norm],
 //!        PW2, CA: u8 rule, u64 seed, u32 warmup, u32 CRC-32 of the generated rows,
-//!             or PRNG: u64 seed, u32 CRC-32 of the generated rows,
+//!             or PRNG: u64 seed, u32 CRC-32 of the generated rows, or ternary weights,
 //!        requant block, [gate block for an MRB with gate tgap]
 //! head:  ternary weights, u8 shift, i32 multiplier x classes, i32 offset x classes
 //! u32 CRC-32 of everything before it
@@ -34,7 +35,7 @@ use mognet_arch::{
 
 use crate::bits::{BitReader, BitWriter, packed_len, signed_width, unsigned_width};
 use crate::kernels::requant::ChannelRequant;
-use crate::model::{BlockInt, CflogInt, FixedPwLayer, HeadInt, IntModel, TernaryWeights, ca_crc};
+use crate::model::{BlockInt, CflogInt, HeadInt, IntModel, Pw2Layer, TernaryWeights, ca_crc};
 use crate::ternary::{Packing, pack, unpack};
 
 /// File magic.
@@ -264,14 +265,17 @@ fn write_cflog(out: &mut Vec<u8>, c: &CflogInt, q: usize, packing: Packing) {
         write_requant(out, inner, q);
     }
     match &c.pw2.generator {
-        FixedPw::Ca(g) => {
+        Some(FixedPw::Ca(g)) => {
             out.push(g.rule);
             out.extend(g.seed.to_le_bytes());
             out.extend((g.warmup_for(c.pw2.width) as u32).to_le_bytes());
         }
-        FixedPw::Prng(g) => out.extend(g.seed.to_le_bytes()),
+        Some(FixedPw::Prng(g)) => out.extend(g.seed.to_le_bytes()),
+        None => out.extend(pack(&c.pw2.weights, packing)),
     }
-    out.extend(ca_crc(&c.pw2.weights).to_le_bytes());
+    if c.pw2.generator.is_some() {
+        out.extend(ca_crc(&c.pw2.weights).to_le_bytes());
+    }
     write_requant(out, &c.out, q);
 }
 
@@ -287,6 +291,7 @@ impl IntModel {
         out.push(match s.pw2 {
             Pw2Kind::Ca => 0,
             Pw2Kind::Prng => 1,
+            Pw2Kind::Ternary => 2,
         });
         put_u16(&mut out, s.in_channels, "in_channels")?;
         put_u16(&mut out, s.num_classes, "num_classes")?;
@@ -543,20 +548,29 @@ impl<'a> Cursor<'a> {
         Ok(out)
     }
 
-    /// PW2 `layer` of a network whose PW2 layers are of `kind`: its generator and CRC; the rows
-    /// are regenerated and checked against the CRC.
-    fn fixed_pw(
+    /// PW2 `layer` of a network whose PW2 layers are of `kind`: a generator and CRC (the rows
+    /// are regenerated and checked against the CRC), or packed ternary weights.
+    fn pw2(
         &mut self,
         layer: &str,
         kind: Pw2Kind,
-        rows: usize,
-        width: usize,
-    ) -> Result<FixedPwLayer, FormatError> {
+        (rows, width): (usize, usize),
+        packing: Packing,
+    ) -> Result<Pw2Layer, FormatError> {
         let generator = match kind {
             Pw2Kind::Ca => FixedPw::Ca(self.ca_generator(layer)?),
             Pw2Kind::Prng => FixedPw::Prng(PrngRows {
                 seed: self.u64(layer)?,
             }),
+            Pw2Kind::Ternary => {
+                let w = self.ternary(&format!("{layer} weights"), rows, width, 1, 1, packing)?;
+                return Ok(Pw2Layer {
+                    generator: None,
+                    rows,
+                    width,
+                    weights: w.codes,
+                });
+            }
         };
         let crc = self.u32(layer)?;
         let weights = generator
@@ -574,8 +588,8 @@ impl<'a> Cursor<'a> {
                 ),
             });
         }
-        Ok(FixedPwLayer {
-            generator,
+        Ok(Pw2Layer {
+            generator: Some(generator),
             rows,
             width,
             weights,
@@ -793,7 +807,7 @@ impl<'a> Cursor<'a> {
         } else {
             None
         };
-        let pw2 = self.fixed_pw(&format!("{name}.pw2"), spec.pw2, st.n, st.m)?;
+        let pw2 = self.pw2(&format!("{name}.pw2"), spec.pw2, (st.n, st.m), packing)?;
         let what = format!("{name}.pw2 thresholds");
         let out = self.requant(&what, st.n, q, widths, &format!("{name}.pw2"))?;
         Ok(CflogInt {
@@ -865,7 +879,8 @@ impl IntModel {
         };
         let packing = Packing::from_tag(c.u8("packing")?)
             .ok_or_else(|| invalid("packing", "unknown packing tag"))?;
-        let pw2 = enum_code(&mut c, "PW2 kind", &[Pw2Kind::Ca, Pw2Kind::Prng])?;
+        let kinds = [Pw2Kind::Ca, Pw2Kind::Prng, Pw2Kind::Ternary];
+        let pw2 = enum_code(&mut c, "PW2 kind", &kinds)?;
         let spec = c.spec(pw2)?;
         let q = spec.levels() as usize;
         let mut widths = StorageWidths::default();

@@ -30,17 +30,26 @@ impl TernaryWeights {
     }
 }
 
-/// PW2: its generator (the CA, or the PRNG of the ablation) and the regenerated +-1 rows.
+/// PW2: its generator (the CA, or the PRNG of an ablation) and the regenerated +-1 rows, or
+/// (another ablation) stored ternary weights.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FixedPwLayer {
-    /// The generator: CA rule, seed and warmup, or a PRNG seed.
-    pub generator: FixedPw,
+pub struct Pw2Layer {
+    /// The generator: CA rule, seed and warmup, or a PRNG seed; none for stored ternary
+    /// weights.
+    pub generator: Option<FixedPw>,
     /// Rows `n` (output channels).
     pub rows: usize,
     /// Width `m` (input channels).
     pub width: usize,
-    /// `n x m` weights in `{-1, +1}`, row-major.
+    /// `n x m` weights, row-major: in `{-1, +1}` when generated, `{-1, 0, +1}` when stored.
     pub weights: Vec<i8>,
+}
+
+impl Pw2Layer {
+    /// Where the weights come from.
+    pub fn kind(&self) -> Pw2Kind {
+        self.generator.map_or(Pw2Kind::Ternary, |g| g.kind())
+    }
 }
 
 /// CRC-32 of a PW2 weight matrix (as bytes `0`/`1`), stored in the file to prove that the
@@ -60,7 +69,7 @@ pub struct CflogInt {
     /// Requantization after the grouped conv (`inner_norm`).
     pub inner: Option<Vec<ChannelRequant>>,
     /// PW2 from the CA, `m -> n`.
-    pub pw2: FixedPwLayer,
+    pub pw2: Pw2Layer,
     /// Requantization of PW2's accumulators.
     pub out: Vec<ChannelRequant>,
 }
@@ -182,12 +191,20 @@ fn check_block(b: &BlockNode, block: &BlockInt, pw2_kind: Pw2Kind) -> Result<(),
         );
         return Err(invalid(&name("pw2"), detail));
     }
-    if pw2.generator.kind() != pw2_kind {
+    if pw2.kind() != pw2_kind {
         let detail = format!(
-            "a {:?} generator in a network with {pw2_kind:?} PW2 layers",
-            pw2.generator.kind()
+            "{:?} weights in a network with {pw2_kind:?} PW2 layers",
+            pw2.kind()
         );
         return Err(invalid(&name("pw2"), detail));
+    }
+    let allowed = if pw2.generator.is_some() {
+        [-1, 1, 1]
+    } else {
+        [-1, 0, 1]
+    };
+    if let Some(w) = pw2.weights.iter().find(|w| !allowed.contains(*w)) {
+        return Err(invalid(&name("pw2"), format!("weight {w} is not allowed")));
     }
     check_len(&name("pw2 thresholds"), c.out.len(), b.n)?;
     let gated = b.residual.is_some_and(|r| r.gate == GateMode::Tgap);

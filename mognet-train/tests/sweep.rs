@@ -113,3 +113,27 @@ fn a_stopped_sweep_resumes_skips_finished_runs_and_shards_split_it() {
     std::fs::remove_dir_all(dir).ok();
     std::fs::remove_dir_all(sharded).ok();
 }
+
+/// The study's grid loads, expands to 10 arms x 3 seeds, and its arms have the bits they
+/// claim: ternary PW2 costs 2 bits a weight more than the CA's records, the narrowed ternary
+/// arm fits in the default's bits, the PRNG arm stores 40 bits less per PW2 (seed and CRC).
+#[test]
+fn the_ablation_grid_has_ten_arms_and_the_bits_they_claim() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ablations/mognet-s-fmnist.json");
+    let grid = Grid::load(&path).unwrap();
+    let jobs = grid.jobs().unwrap();
+    assert_eq!((grid.arms.len(), jobs.len()), (10, 30));
+    let bits = |arm: &str| {
+        let job = jobs.iter().find(|j| j.name == arm).unwrap();
+        job.run.model.summary().total_bits_2bit
+    };
+    let pw2_weights: u64 = [32u64, 64, 128].iter().map(|w| 2 * w * w).sum();
+    assert_eq!(
+        bits("ternary-pw2"),
+        bits("mognet") + 2 * pw2_weights - 6 * 136
+    );
+    assert!(bits("ternary-pw2-equal-bits") <= bits("mognet"));
+    assert!(bits("ternary-pw2-equal-bits") > bits("mognet") * 99 / 100);
+    assert_eq!(bits("prng-pw2"), bits("mognet") - 6 * 40);
+    assert!(jobs.iter().all(|j| j.run.train.valid_split == Some(5000)));
+}

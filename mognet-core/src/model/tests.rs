@@ -176,7 +176,7 @@ fn gradient_reaches_every_trainable_parameter_and_no_ca_weight() {
         );
     }
     // CA weights are constants, not tracked and not parameters.
-    let ca = &model.stages[0].first.pw2.weight;
+    let ca = &model.stages[0].first.pw2.fixed().unwrap().weight;
     assert!(!ca.is_require_grad());
     // Every parameter Burn counts is a trainable one or a BN running statistic: no CA weight.
     let generated: usize = config
@@ -206,14 +206,30 @@ fn config_json_and_bpk_round_trip_regenerate_ca() {
     let model = config.init(&device).unwrap();
     let x = images(3, 1, 16, 11, &device);
     let before = to_vec(model.forward(x.clone()));
-    let ca_before = to_vec(model.stages[1].blocks[0].cflog.pw2.weight.clone());
+    let ca_before = to_vec(
+        model.stages[1].blocks[0]
+            .cflog
+            .pw2
+            .fixed()
+            .unwrap()
+            .weight
+            .clone(),
+    );
     let path = dir.join("model.bpk");
     model.save_file(&path).unwrap();
     let fresh = loaded_config.with_seed(3).init(&device).unwrap();
     let restored = fresh.try_load_file(&path).unwrap();
     assert_eq!(to_vec(restored.forward(x)), before);
     assert_eq!(
-        to_vec(restored.stages[1].blocks[0].cflog.pw2.weight.clone()),
+        to_vec(
+            restored.stages[1].blocks[0]
+                .cflog
+                .pw2
+                .fixed()
+                .unwrap()
+                .weight
+                .clone()
+        ),
         ca_before
     );
 

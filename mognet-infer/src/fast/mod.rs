@@ -157,11 +157,30 @@ struct FastCflog {
     /// Whether the Winograd kernel writes i16 codes and the CA layer sums them in i16 (its
     /// sums provably fit).
     ca16: bool,
-    pw2: TableConv,
+    pw2: Pw2Fast,
     out: Table,
     /// Gate thresholds (MRB with gate tgap), empty otherwise.
     gate: Vec<i32>,
     residual: bool,
+}
+
+/// PW2's fast form: the table kernel for +-1 rows (CA or PRNG), the ternary kernel for stored
+/// ternary weights.
+#[derive(Debug, Clone)]
+enum Pw2Fast {
+    /// +-1 rows.
+    Table(TableConv),
+    /// Ternary weights, on the grouped convolution's accumulators in the block's geometry.
+    Terms(Terms),
+}
+
+impl Pw2Fast {
+    fn scratch_rows(&self) -> usize {
+        match self {
+            Pw2Fast::Table(t) => t.scratch_rows(),
+            Pw2Fast::Terms(_) => 0,
+        }
+    }
 }
 
 /// A step of the fast engine between stem and head.
@@ -265,13 +284,27 @@ fn fast_cflog(
     residual: bool,
 ) -> FastCflog {
     let bounds = pointwise_bounds(&c.pw1.codes, c.pw1.out, c.pw1.inputs, q as i64);
-    let gconv_wino = Winograd::new(&c.gconv, geom, &bounds);
-    let pw2 = TableConv::new(
-        &c.pw2.weights,
-        c.pw2.rows,
-        c.pw2.width,
-        kernels::TABLE_WIDTH,
-    );
+    let pw2 = match c.pw2.generator {
+        Some(_) => Pw2Fast::Table(TableConv::new(
+            &c.pw2.weights,
+            c.pw2.rows,
+            c.pw2.width,
+            kernels::TABLE_WIDTH,
+        )),
+        None => Pw2Fast::Terms(Terms::new(
+            &c.pw2.weights,
+            c.pw2.rows,
+            c.pw2.width,
+            1,
+            1,
+            geom,
+        )),
+    };
+    // The Winograd kernel writes a layout without borders, which only the table kernel reads.
+    let gconv_wino = match pw2 {
+        Pw2Fast::Table(_) => Winograd::new(&c.gconv, geom, &bounds),
+        Pw2Fast::Terms(_) => None,
+    };
     // The largest code the grouped convolution's requantization gives.
     let inner_max = c.inner.as_ref().map(|t| {
         t.iter()
@@ -295,7 +328,8 @@ fn fast_cflog(
             geom,
         ),
         gconv_half: Segments::new(&c.gconv, geom, &bounds),
-        ca16: gconv_wino.is_some() && inner_max.is_some_and(|m| pw2.fits_i16(m)),
+        ca16: gconv_wino.is_some()
+            && inner_max.is_some_and(|m| matches!(&pw2, Pw2Fast::Table(t) if t.fits_i16(m))),
         gconv_wino,
         inner: c.inner.as_ref().map(|t| Table::new(t, q)),
         pw2,
@@ -591,12 +625,15 @@ fn cflog<const VNNI: bool>(
                             winograd::winograd_conv(s.half, s.codes, g, compact, wn, post, s.wino);
                             clock.lap(2);
                             let rq = |o| c.out.get(o);
+                            let Pw2Fast::Table(table) = &c.pw2 else {
+                                unreachable!("ca16 holds for the table kernel only")
+                            };
                             table_conv::<i16, true>(
                                 s.codes,
                                 compact,
                                 f,
                                 g,
-                                &c.pw2,
+                                table,
                                 Some(&rq),
                                 s.table16,
                             );
@@ -629,7 +666,13 @@ fn cflog<const VNNI: bool>(
         }
     }
     clock.lap(2);
-    table_conv::<i32, VNNI>(a2, a2_geom, f, g, &c.pw2, Some(&|o| c.out.get(o)), s.table);
+    let rq = |o| c.out.get(o);
+    match &c.pw2 {
+        Pw2Fast::Table(table) => {
+            table_conv::<i32, VNNI>(a2, a2_geom, f, g, table, Some(&rq), s.table)
+        }
+        Pw2Fast::Terms(terms) => conv(a2, f, g, terms, Post::Requant(&rq)),
+    }
     clock.lap(3);
 }
 

@@ -11,7 +11,7 @@ use super::kernels::{Post, Rq, Terms, conv};
 use super::{FastModel, Variant};
 use crate::kernels::conv::ternary_conv;
 use crate::kernels::requant::ChannelRequant;
-use crate::model::{BlockInt, CflogInt, FixedPwLayer, HeadInt, IntModel, TernaryWeights};
+use crate::model::{BlockInt, CflogInt, HeadInt, IntModel, Pw2Layer, TernaryWeights};
 
 struct Rng(SplitMix64);
 
@@ -67,15 +67,16 @@ fn random_model(spec: NetSpec, seed: u64) -> IntModel {
                         warmup: None,
                     }),
                     Pw2Kind::Prng => FixedPw::Prng(PrngRows { seed }),
+                    Pw2Kind::Ternary => return Some((None, r.weights(b.n, b.m, 1, 1).codes)),
                 };
-                g.weights(b.n, b.m).ok().map(|w| (g, w))
+                g.weights(b.n, b.m).ok().map(|w| (Some(g), w))
             })
             .expect("a valid PW2 seed");
         CflogInt {
             pw1: r.weights(b.m, b.c_in, 1, 1),
             gconv: r.weights(b.m, b.m, k, b.groups),
             inner: spec.inner_norm.then(|| r.requant(b.m, 60)),
-            pw2: FixedPwLayer {
+            pw2: Pw2Layer {
                 weights,
                 generator,
                 rows: b.n,
@@ -183,7 +184,7 @@ fn spec(seed: u64) -> NetSpec {
             GateMode::Never,
         ][r.below(4) as usize],
         mux: [MuxInputs::Avg, MuxInputs::Skip][r.below(2) as usize],
-        pw2: [Pw2Kind::Ca, Pw2Kind::Prng][r.below(2) as usize],
+        pw2: [Pw2Kind::Ca, Pw2Kind::Prng, Pw2Kind::Ternary][r.below(3) as usize],
     }
 }
 
@@ -193,9 +194,11 @@ fn every_variant_matches_the_reference_on_random_networks() {
     assert!(variants.contains(&Variant::Portable));
     // CFLOGs taking the Winograd kernel, and of those the i16 CA path (VNNI variant).
     let (mut wino, mut ca16) = (0, 0);
+    let mut kinds = std::collections::HashMap::new();
     for seed in 0..40 {
         let spec = spec(seed);
         spec.validate().unwrap();
+        *kinds.entry(spec.pw2).or_insert(0) += 1;
         let model = random_model(spec.clone(), seed + 1000);
         let fast = FastModel::new(&model);
         for b in fast.cflogs() {
@@ -228,6 +231,9 @@ fn every_variant_matches_the_reference_on_random_networks() {
         ca16 >= 5 && wino >= ca16 + 5,
         "{wino} Winograd CFLOGs, {ca16} with i16 CA sums: too few to test both"
     );
+    for kind in [Pw2Kind::Ca, Pw2Kind::Prng, Pw2Kind::Ternary] {
+        assert!(kinds.get(&kind).is_some_and(|&n| n >= 5), "{kinds:?}");
+    }
 }
 
 #[test]

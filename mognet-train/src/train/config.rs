@@ -172,22 +172,17 @@ impl RunConfig {
                 t.entry(k).or_insert(v);
             }
         }
-        if let (Some(m), Some(serde_json::Value::Object(model))) =
-            (value.get("model").cloned(), value.get_mut("model"))
-        {
-            let required = (m.get("stem_width").cloned(), m.get("stages").cloned());
-            if let (Some(sw), Some(st)) = required
-                && let (Ok(sw), Ok(st)) = (serde_json::from_value(sw), serde_json::from_value(st))
-                && let Ok(serde_json::Value::Object(d)) =
-                    serde_json::to_value(MognetConfig::new(sw, st))
-            {
-                for (k, v) in d {
-                    model.entry(k).or_insert(v);
-                }
-            }
-        }
-        let config: RunConfig =
-            serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+        let model = value
+            .get_mut("model")
+            .map(serde_json::Value::take)
+            .ok_or_else(|| corrupt("no \"model\" entry".into()))?;
+        let model = MognetConfig::from_json(model).map_err(|e| corrupt(e.to_string()))?;
+        let train = value
+            .get_mut("train")
+            .map(serde_json::Value::take)
+            .unwrap_or_default();
+        let train = serde_json::from_value(train).map_err(|e| corrupt(e.to_string()))?;
+        let config = RunConfig { model, train };
         config
             .model
             .spec()
@@ -228,10 +223,12 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("head_gamma_init");
+        value["model"].as_object_mut().unwrap().remove("pw2");
         std::fs::write(RunConfig::path(&dir), value.to_string()).unwrap();
         let loaded = RunConfig::load(&dir).unwrap();
         assert_eq!(loaded.train.bn_recalibration, 2048);
         assert_eq!(loaded.model.head_gamma_init, 8.0);
+        assert_eq!(loaded.model.pw2, mognet_core::Pw2Kind::Ca);
         assert_eq!(loaded.train.epochs, 4);
         assert_eq!(
             loaded.train.valid_split, None,
