@@ -136,6 +136,7 @@ fn ablation_arms_fold_exactly_and_round_trip() {
         tiny().with_pw2(Pw2Kind::Prng),
         tiny().with_pw2(Pw2Kind::Ternary),
         tiny().with_pw2(Pw2Kind::Ternary).with_inner_norm(true),
+        tiny().with_gate(GateMode::Always),
         tiny().with_btq(quantile),
         tiny().with_bits(2),
         tiny().with_bits(4),
