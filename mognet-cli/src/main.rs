@@ -75,6 +75,13 @@ impl FloatWeights {
     }
 }
 
+/// The ONNX graphs `export-onnx` writes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum OnnxStyle {
+    /// Standard operators computing exactly what the integer engine computes.
+    Exact,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum VariantArg {
     /// AVX-512 with VNNI for the 1x1 convolutions on codes.
@@ -131,6 +138,19 @@ enum Command {
         #[arg(long, value_enum, default_value = "2bit")]
         packing: PackingArg,
     },
+    /// Write a `.mognet` model as an ONNX graph of standard operators.
+    ExportOnnx {
+        /// The model file.
+        #[arg(long)]
+        model: PathBuf,
+        /// The ONNX file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// What the graph computes: `exact` is the integer engine's computation (same classes
+        /// on every image; outputs `logits` and `class`).
+        #[arg(long, value_enum, default_value = "exact")]
+        style: OnnxStyle,
+    },
     /// The bit table of a `.mognet` file, with its actual widths and size.
     Summary {
         /// The model file.
@@ -144,6 +164,10 @@ enum Command {
         model: PathBuf,
         #[command(flatten)]
         data: TestSet,
+        /// Also write the class of every image, one per line, to this file (to compare
+        /// with another runtime).
+        #[arg(long)]
+        classes: Option<PathBuf>,
     },
     /// Compare the float model (Burn, eval mode) and the integer engine code by code.
     Parity {
@@ -218,7 +242,12 @@ fn main() -> Result<()> {
             packing,
         } => export(&weights, &out, packing),
         Command::Summary { model } => summary(&model),
-        Command::Eval { model, data } => eval(&model, &data),
+        Command::ExportOnnx { model, out, style } => export_onnx(&model, &out, style),
+        Command::Eval {
+            model,
+            data,
+            classes,
+        } => eval(&model, &data, classes.as_deref()),
         Command::Parity {
             weights,
             model,
@@ -335,11 +364,20 @@ fn check_shape(model: &IntModel, set: &ImageSet, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn eval(path: &Path, data: &TestSet) -> Result<()> {
+fn eval(path: &Path, data: &TestSet, classes: Option<&Path>) -> Result<()> {
     let (model, _) = IntModel::load(path)?;
     let set = data.load()?;
     check_shape(&model, &set, data.name())?;
     let (correct, rate) = accuracy(&model, &set)?;
+    if let Some(out) = classes {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let lines: String = FastModel::new(&model)
+            .predict_batch(&set.pixels, threads, Variant::detect())?
+            .iter()
+            .map(|p| format!("{}\n", p.class))
+            .collect();
+        mognet_core::persist::write_atomic(out, lines.as_bytes())?;
+    }
     println!(
         "{} images at {rate:.0} images/s ({} threads, fast kernels: {})",
         set.len(),
@@ -350,6 +388,27 @@ fn eval(path: &Path, data: &TestSet) -> Result<()> {
         "accuracy: {:.4} ({correct}/{})",
         correct as f64 / set.len().max(1) as f64,
         set.len()
+    );
+    Ok(())
+}
+
+fn export_onnx(path: &Path, out: &Path, style: OnnxStyle) -> Result<()> {
+    let (model, _) = IntModel::load(path)?;
+    let export = match style {
+        OnnxStyle::Exact => mognet_infer::onnx::export_exact(&model),
+    };
+    mognet_core::persist::write_atomic(out, &export.bytes)?;
+    for (layer, bound) in &export.inexact {
+        println!("note: {layer}: worst-case accumulator {bound} reaches 2^24; f32 may round there");
+    }
+    println!(
+        "wrote {}: {} bytes (ONNX opset {}, input `image` [N, {}, {}, {}] pixels 0-255 as float, outputs `logits` int64 and `class` int64)",
+        out.display(),
+        export.bytes.len(),
+        mognet_infer::onnx::OPSET,
+        model.spec.in_channels,
+        model.spec.input_size[0],
+        model.spec.input_size[1]
     );
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod format;
 pub mod input;
 pub mod kernels;
 pub mod model;
+pub mod onnx;
 pub mod ternary;
 
 pub use engine::{IntTrace, Prediction};

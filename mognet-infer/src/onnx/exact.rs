@@ -1,0 +1,323 @@
+//! The `exact` ONNX graph: standard operators (opset 13) that compute what the integer engine
+//! computes, on float tensors holding integers.
+//!
+//! - Input `image`: `[N, C, H, W]` pixels 0..=255 as floats. Outputs: `logits` (int64 `[N,
+//!   classes]`, the engine's fixed-point logits) and `class` (int64 `[N]`).
+//! - Convolutions are float `Conv`s with the ternary (or +-1) weights as integer values: every
+//!   accumulator is an integer, exact in f32 while its worst case stays below 2^24
+//!   ([`ExactExport::inexact`] lists the layers where it does not).
+//! - A requantization counts the thresholds an accumulator passes: `Mul` by the channel's
+//!   direction (+1 up, -1 down, 0 constant), `GreaterOrEqual` against the signed thresholds
+//!   (`[Q, 1, C, 1, 1]`, clamped to +-2^24 where the accumulator cannot reach anyway), `Cast`,
+//!   `ReduceSum` over the Q thresholds. A constant channel's thresholds are 0 for its first `v`
+//!   places and 1 after, so that it counts `v`.
+//! - An MRB gate compares the input's spatial sum (`ReduceSum`) with its thresholds and
+//!   `Where` selects the residual (`Floor((x + f) / 2)`, or `x`) or the block's output.
+//! - The head sums its 1x1 convolution over space, casts to int64 and applies the engine's
+//!   `S * M + C`; `ArgMax` picks the first largest logit, as the engine does.
+
+use mognet_arch::{GateMode, MuxInputs, Node, pool_name};
+
+use super::proto::{self, Attr, Dim, ElemType, Message};
+use crate::kernels::requant::ChannelRequant;
+use crate::model::{CflogInt, IntModel, TernaryWeights};
+
+/// Largest integer below which every f32 integer is exact.
+const F32_EXACT: i64 = 1 << 24;
+
+/// The opset the graph uses.
+pub const OPSET: i64 = 13;
+
+/// An exported graph and what the export found.
+#[derive(Debug, Clone)]
+pub struct ExactExport {
+    /// The ONNX model.
+    pub bytes: Vec<u8>,
+    /// Layers whose worst-case accumulator reaches 2^24, where f32 may round (a runtime with
+    /// f64 or integer convolutions would be exact there), with the bound.
+    pub inexact: Vec<(String, u64)>,
+}
+
+/// A graph under construction: nodes, constants, and fresh value names.
+#[derive(Default)]
+struct Graph {
+    nodes: Vec<Message>,
+    constants: Vec<Message>,
+}
+
+impl Graph {
+    /// Adds node `op` named `name`, whose one output is `name`; returns it.
+    fn op(&mut self, name: &str, op: &str, inputs: &[&str], attrs: &[(&str, Attr)]) -> String {
+        self.nodes
+            .push(proto::node(name, op, inputs, &[name], attrs));
+        name.to_string()
+    }
+
+    fn float(&mut self, name: &str, dims: &[i64], values: &[f32]) -> String {
+        self.constants.push(proto::float_tensor(name, dims, values));
+        name.to_string()
+    }
+
+    fn int64(&mut self, name: &str, dims: &[i64], values: &[i64]) -> String {
+        self.constants.push(proto::int64_tensor(name, dims, values));
+        name.to_string()
+    }
+
+    /// A same-padded, stride-1 convolution of `x` with ternary weights.
+    fn conv(&mut self, name: &str, x: &str, w: &TernaryWeights) -> String {
+        let dims = [
+            w.out as i64,
+            (w.inputs / w.groups) as i64,
+            w.k as i64,
+            w.k as i64,
+        ];
+        let values: Vec<f32> = w.codes.iter().map(|&c| c as f32).collect();
+        let weights = self.float(&format!("{name}.weight"), &dims, &values);
+        let p = (w.k / 2) as i64;
+        let k = w.k as i64;
+        self.op(
+            name,
+            "Conv",
+            &[x, &weights],
+            &[
+                ("kernel_shape", Attr::Ints(vec![k, k])),
+                ("pads", Attr::Ints(vec![p, p, p, p])),
+                ("strides", Attr::Ints(vec![1, 1])),
+                ("group", Attr::Int(w.groups as i64)),
+            ],
+        )
+    }
+
+    /// Codes of accumulators `acc` requantized by `channels` (`q` thresholds each).
+    fn requant(&mut self, name: &str, acc: &str, channels: &[ChannelRequant], q: usize) -> String {
+        let c = channels.len();
+        let mut sign = Vec::with_capacity(c);
+        let mut thresholds = vec![0f32; q * c];
+        let clamp = |t: i32| (t as i64).clamp(-F32_EXACT, F32_EXACT) as f32;
+        for (ch, rq) in channels.iter().enumerate() {
+            let (s, t): (f32, Vec<f32>) = match rq {
+                ChannelRequant::Up(t) => (1.0, t.iter().map(|&v| clamp(v)).collect()),
+                ChannelRequant::Down(t) => (-1.0, t.iter().map(|&v| -clamp(v)).collect()),
+                ChannelRequant::Constant(v) => (
+                    0.0,
+                    (0..q)
+                        .map(|j| if j < *v as usize { 0.0 } else { 1.0 })
+                        .collect(),
+                ),
+            };
+            sign.push(s);
+            for (j, tj) in t.into_iter().enumerate() {
+                thresholds[j * c + ch] = tj;
+            }
+        }
+        let c = c as i64;
+        let sign = self.float(&format!("{name}.sign"), &[1, c, 1, 1], &sign);
+        let table = self.float(
+            &format!("{name}.thresholds"),
+            &[q as i64, 1, c, 1, 1],
+            &thresholds,
+        );
+        let axis0 = self.int64(&format!("{name}.axis0"), &[1], &[0]);
+        let signed = self.op(&format!("{name}.signed"), "Mul", &[acc, &sign], &[]);
+        let lifted = self.op(
+            &format!("{name}.lifted"),
+            "Unsqueeze",
+            &[&signed, &axis0],
+            &[],
+        );
+        let passed = self.op(
+            &format!("{name}.passed"),
+            "GreaterOrEqual",
+            &[&lifted, &table],
+            &[],
+        );
+        let ones = self.op(
+            &format!("{name}.counted"),
+            "Cast",
+            &[&passed],
+            &[("to", Attr::Int(ElemType::Float as i64))],
+        );
+        self.op(
+            &format!("{name}.codes"),
+            "ReduceSum",
+            &[&ones, &axis0],
+            &[("keepdims", Attr::Int(0))],
+        )
+    }
+
+    /// A CFLOG block on codes `x`.
+    fn cflog(&mut self, name: &str, x: &str, c: &CflogInt, q: usize) -> String {
+        let acc1 = self.conv(&format!("{name}.pw1"), x, &c.pw1);
+        let acc2 = self.conv(&format!("{name}.gconv"), &acc1, &c.gconv);
+        let pw2_in = match &c.inner {
+            Some(inner) => self.requant(&format!("{name}.gconv.rq"), &acc2, inner, q),
+            None => acc2,
+        };
+        let pw2 = TernaryWeights {
+            out: c.pw2.rows,
+            inputs: c.pw2.width,
+            k: 1,
+            groups: 1,
+            codes: c.pw2.weights.clone(),
+        };
+        let acc3 = self.conv(&format!("{name}.pw2"), &pw2_in, &pw2);
+        self.requant(&format!("{name}.pw2.rq"), &acc3, &c.out, q)
+    }
+
+    /// An MRB's gate and multiplexer on its input `x` and CFLOG output `f`.
+    fn gate(
+        &mut self,
+        name: &str,
+        (x, f): (&str, &str),
+        thresholds: &[i32],
+        gate: GateMode,
+        mux: MuxInputs,
+    ) -> String {
+        if gate == GateMode::Never {
+            return f.to_string();
+        }
+        let residual = match mux {
+            MuxInputs::Skip => x.to_string(),
+            MuxInputs::Avg => {
+                let half = self.float(&format!("{name}.half"), &[], &[0.5]);
+                let sum = self.op(&format!("{name}.sum"), "Add", &[x, f], &[]);
+                let halved = self.op(&format!("{name}.halved"), "Mul", &[&sum, &half], &[]);
+                self.op(&format!("{name}.avg"), "Floor", &[&halved], &[])
+            }
+        };
+        if gate == GateMode::Always {
+            return residual;
+        }
+        let c = thresholds.len() as i64;
+        let values: Vec<f32> = thresholds.iter().map(|&t| t as f32).collect();
+        let table = self.float(&format!("{name}.thresholds"), &[1, c, 1, 1], &values);
+        let axes = self.int64(&format!("{name}.axes"), &[2], &[2, 3]);
+        let sums = self.op(
+            &format!("{name}.sums"),
+            "ReduceSum",
+            &[x, &axes],
+            &[("keepdims", Attr::Int(1))],
+        );
+        let on = self.op(
+            &format!("{name}.on"),
+            "GreaterOrEqual",
+            &[&sums, &table],
+            &[],
+        );
+        self.op(&format!("{name}.out"), "Where", &[&on, &residual, f], &[])
+    }
+
+    /// The head on codes `x`: the outputs `logits` and `class`.
+    fn head(&mut self, model: &IntModel, x: &str) {
+        let h = &model.head;
+        let acc = self.conv("head", x, &h.weights);
+        let axes = self.int64("head.axes", &[2], &[2, 3]);
+        let sums = self.op(
+            "head.sums",
+            "ReduceSum",
+            &[&acc, &axes],
+            &[("keepdims", Attr::Int(0))],
+        );
+        let ints = self.op(
+            "head.int_sums",
+            "Cast",
+            &[&sums],
+            &[("to", Attr::Int(ElemType::Int64 as i64))],
+        );
+        let k = h.multipliers.len() as i64;
+        let m: Vec<i64> = h.multipliers.iter().map(|&v| v as i64).collect();
+        let c: Vec<i64> = h.offsets.iter().map(|&v| v as i64).collect();
+        let m = self.int64("head.multipliers", &[k], &m);
+        let c = self.int64("head.offsets", &[k], &c);
+        let scaled = self.op("head.scaled", "Mul", &[&ints, &m], &[]);
+        self.nodes.push(proto::node(
+            "logits",
+            "Add",
+            &[&scaled, &c],
+            &["logits"],
+            &[],
+        ));
+        self.nodes.push(proto::node(
+            "class",
+            "ArgMax",
+            &["logits"],
+            &["class"],
+            &[("axis", Attr::Int(1)), ("keepdims", Attr::Int(0))],
+        ));
+    }
+}
+
+/// The `exact` graph of `model`.
+pub fn export_exact(model: &IntModel) -> ExactExport {
+    let spec = &model.spec;
+    let q = spec.levels() as usize;
+    let mut g = Graph::default();
+    let mut x = "image".to_string();
+    for node in spec.topology() {
+        x = match node {
+            Node::Stem { .. } => {
+                let acc = g.conv("stem", &x, &model.stem);
+                g.requant("stem.rq", &acc, &model.stem_out, q)
+            }
+            Node::Pool { stage, .. } => {
+                let name = pool_name(stage);
+                let two = Attr::Ints(vec![2, 2]);
+                g.op(
+                    &name,
+                    "MaxPool",
+                    &[&x],
+                    &[("kernel_shape", two.clone()), ("strides", two)],
+                )
+            }
+            Node::Block(b) => {
+                let block = &model.blocks[b.index];
+                let name = b.id.to_string();
+                let f = g.cflog(&name, &x, &block.cflog, q);
+                match b.residual {
+                    None => f,
+                    Some(r) => g.gate(&b.id.layer("gate"), (&x, &f), &block.gate, r.gate, r.mux),
+                }
+            }
+            Node::Head { .. } => {
+                g.head(model, &x);
+                String::new()
+            }
+        };
+    }
+    let [h, w] = spec.input_size;
+    let batch = Dim::Param("N");
+    let image = proto::value_info(
+        "image",
+        ElemType::Float,
+        &[
+            batch.clone(),
+            Dim::Value(spec.in_channels as i64),
+            Dim::Value(h as i64),
+            Dim::Value(w as i64),
+        ],
+    );
+    let classes = Dim::Value(spec.num_classes as i64);
+    let logits = proto::value_info("logits", ElemType::Int64, &[batch.clone(), classes]);
+    let class = proto::value_info("class", ElemType::Int64, &[batch]);
+    let mut graph = Message::default();
+    for n in &g.nodes {
+        graph.message(1, n);
+    }
+    graph.string(2, "mognet-exact");
+    for t in &g.constants {
+        graph.message(5, t);
+    }
+    graph
+        .message(11, &image)
+        .message(12, &logits)
+        .message(12, &class);
+    let inexact = spec
+        .accumulator_bounds()
+        .into_iter()
+        .filter(|(_, b)| *b >= F32_EXACT as u64)
+        .collect();
+    ExactExport {
+        bytes: proto::model(&graph, OPSET, "mognet"),
+        inexact,
+    }
+}
