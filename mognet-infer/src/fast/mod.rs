@@ -779,4 +779,4 @@ fn run<const VNNI: bool>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -52,7 +52,7 @@ impl Rng {
     }
 }
 
-fn random_model(spec: NetSpec, seed: u64) -> IntModel {
+pub(crate) fn random_model(spec: NetSpec, seed: u64) -> IntModel {
     let mut r = Rng(SplitMix64::new(seed));
     let k = spec.kernel_size;
     let cflog = |b: &BlockNode, r: &mut Rng| {
@@ -152,7 +152,7 @@ fn inconsistent_parts_are_refused_by_name() {
     assert!(err.contains("stem thresholds"), "{err}");
 }
 
-fn spec(seed: u64) -> NetSpec {
+pub(crate) fn spec(seed: u64) -> NetSpec {
     let mut r = Rng(SplitMix64::new(seed));
     let size = [8, 12, 16][r.below(3) as usize];
     let stage = |r: &mut Rng| {

@@ -14,7 +14,8 @@
 //! - An MRB gate compares the input's spatial sum (`ReduceSum`) with its thresholds and
 //!   `Where` selects the residual (`Floor((x + f) / 2)`, or `x`) or the block's output.
 //! - The head sums its 1x1 convolution over space, casts to int64 and applies the engine's
-//!   `S * M + C`; `ArgMax` picks the first largest logit, as the engine does.
+//!   `S * M + C`; `ArgMax` (on the logits cast to f64, exact below 2^53) picks the first
+//!   largest logit, as the engine does.
 
 use mognet_arch::{GateMode, MuxInputs, Node, pool_name};
 
@@ -237,10 +238,17 @@ impl Graph {
             &["logits"],
             &[],
         ));
+        // ArgMax on f64 (exact: |logit| stays far below 2^53), which every runtime takes.
+        let wide = self.op(
+            "head.f64_logits",
+            "Cast",
+            &["logits"],
+            &[("to", Attr::Int(ElemType::Double as i64))],
+        );
         self.nodes.push(proto::node(
             "class",
             "ArgMax",
-            &["logits"],
+            &[&wide],
             &["class"],
             &[("axis", Attr::Int(1)), ("keepdims", Attr::Int(0))],
         ));

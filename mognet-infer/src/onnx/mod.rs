@@ -5,3 +5,6 @@ pub mod exact;
 pub mod proto;
 
 pub use exact::{ExactExport, OPSET, export_exact};
+
+#[cfg(test)]
+mod tests;

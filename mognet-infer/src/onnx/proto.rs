@@ -13,6 +13,8 @@ pub enum ElemType {
     Float = 1,
     /// 64-bit signed integer.
     Int64 = 7,
+    /// 64-bit float.
+    Double = 11,
 }
 
 impl Message {
