@@ -779,4 +779,6 @@ fn run<const VNNI: bool>(
 }
 
 #[cfg(test)]
+pub(crate) mod isa;
+#[cfg(test)]
 pub(crate) mod tests;

@@ -175,8 +175,10 @@ mod tests {
 
     #[test]
     fn search_and_count_give_the_reference_codes() {
-        if !crate::fast::Variant::Avx512.is_available() {
-            eprintln!("skipped: this CPU has no AVX-512");
+        if !crate::fast::isa::test_needs(
+            crate::fast::Variant::Avx512,
+            "search_and_count_give_the_reference_codes",
+        ) {
             return;
         }
         let mut rng = SplitMix64::new(3);

@@ -161,8 +161,10 @@ mod tests {
 
     #[test]
     fn matches_the_addition_kernel_on_random_shapes() {
-        if !crate::fast::Variant::Avx512Vnni.is_available() {
-            eprintln!("skipped: this CPU has no AVX-512 VNNI");
+        if !crate::fast::isa::test_needs(
+            crate::fast::Variant::Avx512Vnni,
+            "matches_the_addition_kernel_on_random_shapes",
+        ) {
             return;
         }
         let mut rng = SplitMix64::new(11);

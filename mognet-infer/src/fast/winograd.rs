@@ -577,8 +577,10 @@ mod tests {
 
     #[test]
     fn matches_the_i16_kernel_on_random_shapes_and_extreme_values() {
-        if !crate::fast::Variant::Avx512Vnni.is_available() {
-            eprintln!("skipped: this CPU has no AVX-512 VNNI");
+        if !crate::fast::isa::test_needs(
+            crate::fast::Variant::Avx512Vnni,
+            "matches_the_i16_kernel_on_random_shapes_and_extreme_values",
+        ) {
             return;
         }
         let mut rng = SplitMix64::new(21);
