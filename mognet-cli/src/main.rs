@@ -115,6 +115,9 @@ struct TestSet {
 
 impl TestSet {
     fn load(&self) -> Result<ImageSet> {
+        if self.limit == Some(0) {
+            bail!("--limit must be at least 1");
+        }
         self.data
             .load(Split::Test, self.limit)
             .with_context(|| format!("loading the {} test set", self.data.dataset.name()))
@@ -582,6 +585,9 @@ fn bench_variant(variant: Option<Variant>) -> Result<Variant> {
     Ok(variant)
 }
 
+/// The largest batch `bench` takes: its images are held in memory at once.
+const MAX_BENCH_BATCH: usize = 65_536;
+
 fn bench(
     source: Source,
     batch: usize,
@@ -590,6 +596,15 @@ fn bench(
     variant: Option<Variant>,
     compare: bool,
 ) -> Result<()> {
+    for (flag, value, max) in [
+        ("--batch", batch, MAX_BENCH_BATCH),
+        ("--threads", threads, 1024),
+        ("--rounds", rounds, 10_000),
+    ] {
+        if !(1..=max).contains(&value) {
+            bail!("{flag} must be between 1 and {max}, got {value}");
+        }
+    }
     let device = Device::flex();
     let (model, float_model, name) = bench_model(source, &device)?;
     let fast = FastModel::new(&model);

@@ -271,16 +271,35 @@ pub fn weights_config_path(weights: &Path) -> PathBuf {
         .map_or_else(|| PathBuf::from("config.json"), run_config_path)
 }
 
-/// Builds the model a weights file was trained as (its config from [`weights_config_path`])
-/// on `device` and loads the weights.
+/// The model config a weights file was trained as (from [`weights_config_path`]), after
+/// checking that the file is there.
+pub fn weights_model_config(weights: &Path) -> Result<MognetConfig, PersistError> {
+    if !weights.exists() {
+        return Err(PersistError::Missing {
+            path: weights.to_path_buf(),
+        });
+    }
+    let config_path = weights_config_path(weights);
+    if !config_path.exists() {
+        return Err(PersistError::Corrupt {
+            path: weights.to_path_buf(),
+            detail: format!(
+                "no model config beside it ({} or config.json in its folder)",
+                weights.with_extension("config.json").display()
+            ),
+        });
+    }
+    model_config_file(&config_path)
+}
+
+/// Builds the model a weights file was trained as on `device` and loads the weights.
 pub fn load_weights_file(
     weights: &Path,
     device: &burn::tensor::Device,
 ) -> Result<(MognetConfig, Mognet), PersistError> {
-    let config_path = weights_config_path(weights);
-    let config = model_config_file(&config_path)?;
+    let config = weights_model_config(weights)?;
     let model = config.init(device).map_err(|e| PersistError::Corrupt {
-        path: config_path,
+        path: weights_config_path(weights),
         detail: e.to_string(),
     })?;
     Ok((config, load_model(model, weights, None)?))

@@ -351,8 +351,8 @@ fn main() -> Result<()> {
             minutes,
             backend,
         } => {
-            if minutes.is_nan() || minutes <= 0.0 {
-                bail!("--minutes must be positive");
+            if !(minutes.is_finite() && minutes > 0.0 && minutes <= 24.0 * 60.0) {
+                bail!("--minutes must be above 0 and at most a day (1440), got {minutes}");
             }
             let selected = backend.select()?;
             println!("backend: {}", selected.description);
@@ -385,6 +385,9 @@ fn main() -> Result<()> {
             images,
             rounds,
         } => {
+            if [batch, workers, images, rounds].contains(&0) {
+                bail!("--batch, --workers, --images and --rounds must be at least 1");
+            }
             let (burn_rate, own_rate) =
                 bench::data_loading(bench::random_cifar_like(images), batch, workers, rounds);
             println!(
@@ -416,10 +419,7 @@ fn main() -> Result<()> {
 fn train_command(args: TrainArgs) -> Result<()> {
     let d = &args.data;
     let model = match (&args.init, &args.config) {
-        (Some(weights), _) => {
-            let path = mognet_core::persist::weights_config_path(weights);
-            mognet_core::persist::model_config_file(&path)?
-        }
+        (Some(weights), _) => mognet_core::persist::weights_model_config(weights)?,
         (None, Some(path)) => mognet_core::MognetConfig::from_file(path)?,
         (None, None) => mognet_core::MognetConfig::preset(
             args.preset,
@@ -460,18 +460,7 @@ fn train_command(args: TrainArgs) -> Result<()> {
         augment = mognet_train::data::Augment::NONE;
     }
     train_config.augment = Some(augment);
-    if args.batch_size == 0 || args.epochs == 0 {
-        bail!("--batch-size and --epochs must be positive");
-    }
-    if !(args.checkpoint_minutes >= 0.0 && args.checkpoint_minutes.is_finite()) {
-        bail!(
-            "--checkpoint-minutes must be 0 or more, got {}",
-            args.checkpoint_minutes
-        );
-    }
-    if args.stop_after_steps == Some(0) {
-        bail!("--stop-after-steps must be positive");
-    }
+    train_config.check()?;
     let run = RunConfig {
         model,
         train: train_config,
@@ -596,7 +585,13 @@ fn eval_command(
     Ok(())
 }
 
+/// The most synthetic images `summary --forward` runs (they are one batch).
+const MAX_FORWARD: usize = 4096;
+
 fn summary(model: &ModelArgs, forward: usize, backend: BackendChoice) -> Result<()> {
+    if forward > MAX_FORWARD {
+        bail!("--forward must be at most {MAX_FORWARD}, got {forward}");
+    }
     let config = model.config()?;
     if forward > 0 {
         let selected = backend.select()?;

@@ -21,6 +21,16 @@ pub enum OptimizerKind {
     Adam,
 }
 
+/// A training config value that makes no sense.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("training config: {field} {detail}")]
+pub struct InvalidConfig {
+    /// The field (its command-line flag is the same with dashes).
+    pub field: &'static str,
+    /// What is wrong.
+    pub detail: String,
+}
+
 /// How to train.
 #[derive(Config, Debug)]
 pub struct TrainConfig {
@@ -113,6 +123,63 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// Checks every value a run needs to make sense: counts at least 1, rates and weights
+    /// finite and not negative (the learning rate above 0), time limits finite and positive.
+    pub fn check(&self) -> Result<(), InvalidConfig> {
+        let bad = |field: &'static str, detail: String| Err(InvalidConfig { field, detail });
+        for (field, v) in [("epochs", self.epochs), ("batch_size", self.batch_size)] {
+            if v == 0 {
+                return bad(field, "must be at least 1".into());
+            }
+        }
+        let optional = [
+            ("limit_train", self.limit_train),
+            ("limit_valid", self.limit_valid),
+            ("stop_after_epochs", self.stop_after_epochs),
+            ("stop_after_steps", self.stop_after_steps),
+        ];
+        for (field, v) in optional {
+            if v == Some(0) {
+                return bad(field, "must be at least 1 when given".into());
+            }
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad(
+                "lr",
+                format!("must be a finite number above 0, got {}", self.lr),
+            );
+        }
+        if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
+            return bad(
+                "momentum",
+                format!("must be in [0, 1), got {}", self.momentum),
+            );
+        }
+        let non_negative = [
+            ("warmup_epochs", self.warmup_epochs),
+            ("weight_decay", self.weight_decay),
+            ("reg_lambda", self.reg_lambda),
+            ("checkpoint_minutes", self.checkpoint_minutes),
+        ];
+        for (field, v) in non_negative {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(
+                    field,
+                    format!("must be a finite number, 0 or more, got {v}"),
+                );
+            }
+        }
+        if let Some(m) = self.time_budget_minutes
+            && !(m.is_finite() && m > 0.0 && m < 1e9)
+        {
+            return bad(
+                "time_budget_minutes",
+                format!("must be a finite number of minutes above 0, got {m}"),
+            );
+        }
+        Ok(())
+    }
+
     /// The augmentation in effect.
     pub fn augmentation(&self) -> Augment {
         self.augment

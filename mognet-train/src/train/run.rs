@@ -32,6 +32,9 @@ pub enum TrainError {
     /// The model could not be built.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// A training config value makes no sense.
+    #[error(transparent)]
+    Config(#[from] crate::train::config::InvalidConfig),
     /// The validation split cannot be made from the training set.
     #[error("--valid-split: {0}")]
     Split(#[from] mognet_data::SplitError),
@@ -203,7 +206,9 @@ fn open_run_dir(run_dir: &Path, run: &RunConfig, resume: bool) -> Result<RunConf
         run.train.stop_after_epochs = session.stop_after_epochs;
         run.train.stop_after_steps = session.stop_after_steps;
         run.train.checkpoint_minutes = session.checkpoint_minutes;
-    } else if has_checkpoint {
+    }
+    run.train.check()?;
+    if !resume && has_checkpoint {
         return Err(TrainError::RunDir {
             path: run_dir.to_path_buf(),
             detail: "already holds a run; pass --resume to continue it or choose another --out"
