@@ -106,9 +106,9 @@ enum Command {
         /// Folder with the Fashion-MNIST files.
         #[arg(long, default_value = "datasets/samples/fashion-mnist")]
         data_dir: PathBuf,
-        /// Training budget in minutes (the default fits four epochs of the sample on 2 cores;
-        /// the demo needs two for 80% test accuracy). A budget that covers one epoch trains
-        /// at least two, even where they take longer.
+        /// Training budget in minutes (the default fits about seven epochs of the sample on 2
+        /// idle cores; the demo needs three for 80% test accuracy). A budget that covers one
+        /// epoch trains at least three, even where they take longer.
         #[arg(long, default_value_t = 4.0)]
         minutes: f64,
         /// Backend for training.
