@@ -80,6 +80,8 @@ impl FloatWeights {
 enum OnnxStyle {
     /// Standard operators computing exactly what the integer engine computes.
     Exact,
+    /// The trained float model: requantization as `Floor` and `Clip` of its affines.
+    Float,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -149,10 +151,17 @@ enum Command {
         /// The ONNX file to write.
         #[arg(long)]
         out: PathBuf,
-        /// What the graph computes: `exact` is the integer engine's computation (same classes
-        /// on every image; outputs `logits` and `class`).
+        /// What the graph computes: `exact` is the integer engine's computation (int64
+        /// `logits`), `float` the trained float model's (float `logits`; needs the float
+        /// weights: --weights NAME.bpk or --run).
         #[arg(long, value_enum, default_value = "exact")]
         style: OnnxStyle,
+        /// The float weights the model was exported from (`float` style only): a run folder.
+        #[arg(long, conflicts_with = "weights")]
+        run: Option<PathBuf>,
+        /// The float weights (`float` style only): NAME.bpk with NAME.config.json beside it.
+        #[arg(long)]
+        weights: Option<PathBuf>,
     },
     /// The bit table of a `.mognet` file, with its actual widths and size.
     Summary {
@@ -245,7 +254,28 @@ fn main() -> Result<()> {
             packing,
         } => export(&weights, &out, packing),
         Command::Summary { model } => summary(&model),
-        Command::ExportOnnx { model, out, style } => export_onnx(&model, &out, style),
+        Command::ExportOnnx {
+            model,
+            out,
+            style,
+            run,
+            weights,
+        } => {
+            let float = match (run, weights) {
+                (Some(run), _) => Some(FloatWeights {
+                    run: Some(run),
+                    checkpoint: Which::Best,
+                    weights: None,
+                }),
+                (None, Some(file)) => Some(FloatWeights {
+                    run: None,
+                    checkpoint: Which::Best,
+                    weights: Some(file),
+                }),
+                (None, None) => None,
+            };
+            export_onnx(&model, &out, style, float.as_ref())
+        }
         Command::Eval {
             model,
             data,
@@ -395,23 +425,49 @@ fn eval(path: &Path, data: &TestSet, classes: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-fn export_onnx(path: &Path, out: &Path, style: OnnxStyle) -> Result<()> {
+fn export_onnx(
+    path: &Path,
+    out: &Path,
+    style: OnnxStyle,
+    float: Option<&FloatWeights>,
+) -> Result<()> {
     let (model, _) = IntModel::load(path)?;
-    let export = match style {
-        OnnxStyle::Exact => mognet_infer::onnx::export_exact(&model),
+    let export = match (style, float) {
+        (OnnxStyle::Exact, _) => mognet_infer::onnx::export_exact(&model),
+        (OnnxStyle::Float, None) => {
+            bail!("--style float needs the float weights: --weights or --run")
+        }
+        (OnnxStyle::Float, Some(weights)) => {
+            let (config, float_model, source) = weights.load(&Device::flex())?;
+            // The graph takes weights and gates from the file: they must be this model's.
+            let (folded, _) = fold(&float_model, &config)?;
+            if folded != model {
+                bail!(
+                    "{} is not the export of {}: fold it again with `mognet-infer export`",
+                    path.display(),
+                    source.display()
+                );
+            }
+            let parts = mognet_core::onnx::float_parts(&float_model);
+            mognet_infer::onnx::export_float(&model, &parts)
+        }
     };
     mognet_core::persist::write_atomic(out, &export.bytes)?;
     for (layer, bound) in &export.inexact {
         println!("note: {layer}: worst-case accumulator {bound} reaches 2^24; f32 may round there");
     }
     println!(
-        "wrote {}: {} bytes (ONNX opset {}, input `image` [N, {}, {}, {}] pixels 0-255 as float, outputs `logits` int64 and `class` int64)",
+        "wrote {}: {} bytes (ONNX opset {}, input `image` [N, {}, {}, {}] pixels 0-255 as float, outputs `logits` ({}) and `class` int64)",
         out.display(),
         export.bytes.len(),
         mognet_infer::onnx::OPSET,
         model.spec.in_channels,
         model.spec.input_size[0],
-        model.spec.input_size[1]
+        model.spec.input_size[1],
+        match style {
+            OnnxStyle::Exact => "int64 fixed point",
+            OnnxStyle::Float => "float",
+        }
     );
     Ok(())
 }

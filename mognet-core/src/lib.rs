@@ -24,6 +24,7 @@ pub mod fold;
 pub mod head;
 pub mod model;
 pub mod mrb;
+pub mod onnx;
 pub mod parity;
 pub mod persist;
 pub mod pw2;

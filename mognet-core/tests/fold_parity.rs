@@ -335,3 +335,53 @@ fn ternary_pw2_is_trained_and_stored() {
     let c_rows: u64 = c.rows.iter().map(|r| r.weight_bits_2bit + r.ca_bits).sum();
     assert_eq!(t_rows, c_rows + 2 * pw2_weights as u64 - 4 * 136);
 }
+
+/// The `float` ONNX graph of a briefly trained model, run by tract, gives the float model's
+/// logits (within f32 rounding) and its class on every image.
+#[test]
+fn float_onnx_graph_gives_the_float_models_classes() {
+    use tract_onnx::prelude::*;
+    for config in [tiny(), tiny().with_inner_norm(true)] {
+        let model = briefly_trained(&config);
+        let (int_model, _) = fold(&model, &config).unwrap();
+        let parts = mognet_core::onnx::float_parts(&model);
+        let graph = mognet_infer::onnx::export_float(&int_model, &parts).bytes;
+        let test = sample(Split::Test);
+        let n = 64;
+        let runnable = tract_onnx::onnx()
+            .model_for_read(&mut &graph[..])
+            .unwrap()
+            .with_input_fact(0, f32::fact([n, 1, 32, 32]).into())
+            .unwrap()
+            .into_optimized()
+            .unwrap()
+            .into_runnable()
+            .unwrap();
+        let pixels: Vec<f32> = (0..n)
+            .flat_map(|i| test.image(i).iter().map(|&p| p as f32))
+            .collect();
+        let input = tract_ndarray::Array4::from_shape_vec((n, 1, 32, 32), pixels).unwrap();
+        let out = runnable.run(tvec!(Tensor::from(input).into())).unwrap();
+        let logits = out[0].to_plain_array_view::<f32>().unwrap();
+        let (x, _) = batch(&test, 0..n, &Device::flex());
+        let burn_logits: Vec<f32> = model
+            .valid()
+            .forward(x)
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap();
+        for (i, row) in logits.outer_iter().enumerate() {
+            let expected = &burn_logits[i * 10..(i + 1) * 10];
+            let argmax =
+                |v: &[f32]| (0..v.len()).fold(0, |best, j| if v[j] > v[best] { j } else { best });
+            let got: Vec<f32> = row.iter().copied().collect();
+            assert_eq!(argmax(&got), argmax(expected), "image {i}");
+            for (g, e) in got.iter().zip(expected) {
+                assert!(
+                    (g - e).abs() <= 1e-3 * e.abs().max(1.0),
+                    "image {i}: {g} vs {e}"
+                );
+            }
+        }
+    }
+}

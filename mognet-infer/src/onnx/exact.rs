@@ -5,7 +5,7 @@
 //!   classes]`, the engine's fixed-point logits) and `class` (int64 `[N]`).
 //! - Convolutions are float `Conv`s with the ternary (or +-1) weights as integer values: every
 //!   accumulator is an integer, exact in f32 while its worst case stays below 2^24
-//!   ([`ExactExport::inexact`] lists the layers where it does not).
+//!   ([`OnnxExport::inexact`] lists the layers where it does not).
 //! - A requantization counts the thresholds an accumulator passes: `Mul` by the channel's
 //!   direction (+1 up, -1 down, 0 constant), `GreaterOrEqual` against the signed thresholds
 //!   (`[Q, 1, C, 1, 1]`, clamped to +-2^24 where the accumulator cannot reach anyway), `Cast`,
@@ -31,7 +31,7 @@ pub const OPSET: i64 = 13;
 
 /// An exported graph and what the export found.
 #[derive(Debug, Clone)]
-pub struct ExactExport {
+pub struct OnnxExport {
     /// The ONNX model.
     pub bytes: Vec<u8>,
     /// Layers whose worst-case accumulator reaches 2^24, where f32 may round (a runtime with
@@ -39,14 +39,28 @@ pub struct ExactExport {
     pub inexact: Vec<(String, u64)>,
 }
 
-/// A graph under construction: nodes, constants, and fresh value names.
-#[derive(Default)]
-struct Graph {
-    nodes: Vec<Message>,
-    constants: Vec<Message>,
+/// The trained float model's folded parts, for the `float` graph: per requantized layer (by
+/// name: `stem`, `sX.bY.gconv`, `sX.bY.pw2`) its per-channel affine `(A, B)`, code =
+/// `clamp(floor(acc * A + B), 0, Q)`; and the head's per-class `(a, b)`, logit = `S * a + b` on
+/// the spatial sums `S`.
+#[derive(Debug, Clone, Default)]
+pub struct FloatParts {
+    /// Affines by layer name.
+    pub affines: std::collections::HashMap<String, (Vec<f32>, Vec<f32>)>,
+    /// The head's affine.
+    pub head: (Vec<f32>, Vec<f32>),
 }
 
-impl Graph {
+/// A graph under construction: nodes, constants, and fresh value names.
+#[derive(Default)]
+struct Graph<'a> {
+    nodes: Vec<Message>,
+    constants: Vec<Message>,
+    /// The float model's parts, for the `float` graph; none for `exact`.
+    float: Option<&'a FloatParts>,
+}
+
+impl Graph<'_> {
     /// Adds node `op` named `name`, whose one output is `name`; returns it.
     fn op(&mut self, name: &str, op: &str, inputs: &[&str], attrs: &[(&str, Attr)]) -> String {
         self.nodes
@@ -89,8 +103,14 @@ impl Graph {
         )
     }
 
-    /// Codes of accumulators `acc` requantized by `channels` (`q` thresholds each).
-    fn requant(&mut self, name: &str, acc: &str, channels: &[ChannelRequant], q: usize) -> String {
+    /// Codes of the accumulators `acc` of `layer`: the thresholds `channels` (`q` each), or
+    /// with the float model's parts its affine, `Floor` and `Clip`.
+    fn requant(&mut self, layer: &str, acc: &str, channels: &[ChannelRequant], q: usize) -> String {
+        let name = &format!("{layer}.rq");
+        if let Some(parts) = self.float {
+            let (a, b) = &parts.affines[layer];
+            return self.affine_requant(name, acc, (a, b), q);
+        }
         let c = channels.len();
         let mut sign = Vec::with_capacity(c);
         let mut thresholds = vec![0f32; q * c];
@@ -146,12 +166,36 @@ impl Graph {
         )
     }
 
+    /// `clamp(floor(acc * A + B), 0, Q)`, the float model's eval requantization.
+    fn affine_requant(
+        &mut self,
+        name: &str,
+        acc: &str,
+        (a, b): (&[f32], &[f32]),
+        q: usize,
+    ) -> String {
+        let c = a.len() as i64;
+        let a = self.float(&format!("{name}.scale"), &[1, c, 1, 1], a);
+        let b = self.float(&format!("{name}.shift"), &[1, c, 1, 1], b);
+        let zero = self.float(&format!("{name}.zero"), &[], &[0.0]);
+        let top = self.float(&format!("{name}.top"), &[], &[q as f32]);
+        let scaled = self.op(&format!("{name}.scaled"), "Mul", &[acc, &a], &[]);
+        let shifted = self.op(&format!("{name}.shifted"), "Add", &[&scaled, &b], &[]);
+        let floor = self.op(&format!("{name}.floor"), "Floor", &[&shifted], &[]);
+        self.op(
+            &format!("{name}.codes"),
+            "Clip",
+            &[&floor, &zero, &top],
+            &[],
+        )
+    }
+
     /// A CFLOG block on codes `x`.
     fn cflog(&mut self, name: &str, x: &str, c: &CflogInt, q: usize) -> String {
         let acc1 = self.conv(&format!("{name}.pw1"), x, &c.pw1);
         let acc2 = self.conv(&format!("{name}.gconv"), &acc1, &c.gconv);
         let pw2_in = match &c.inner {
-            Some(inner) => self.requant(&format!("{name}.gconv.rq"), &acc2, inner, q),
+            Some(inner) => self.requant(&format!("{name}.gconv"), &acc2, inner, q),
             None => acc2,
         };
         let pw2 = TernaryWeights {
@@ -162,7 +206,7 @@ impl Graph {
             codes: c.pw2.weights.clone(),
         };
         let acc3 = self.conv(&format!("{name}.pw2"), &pw2_in, &pw2);
-        self.requant(&format!("{name}.pw2.rq"), &acc3, &c.out, q)
+        self.requant(&format!("{name}.pw2"), &acc3, &c.out, q)
     }
 
     /// An MRB's gate and multiplexer on its input `x` and CFLOG output `f`.
@@ -219,6 +263,28 @@ impl Graph {
             &[&acc, &axes],
             &[("keepdims", Attr::Int(0))],
         );
+        if let Some(parts) = self.float {
+            let (a, b) = &parts.head;
+            let k = a.len() as i64;
+            let a = self.float("head.scale", &[k], a);
+            let b = self.float("head.shift", &[k], b);
+            let scaled = self.op("head.scaled", "Mul", &[&sums, &a], &[]);
+            self.nodes.push(proto::node(
+                "logits",
+                "Add",
+                &[&scaled, &b],
+                &["logits"],
+                &[],
+            ));
+            self.nodes.push(proto::node(
+                "class",
+                "ArgMax",
+                &["logits"],
+                &["class"],
+                &[("axis", Attr::Int(1)), ("keepdims", Attr::Int(0))],
+            ));
+            return;
+        }
         let ints = self.op(
             "head.int_sums",
             "Cast",
@@ -256,16 +322,30 @@ impl Graph {
 }
 
 /// The `exact` graph of `model`.
-pub fn export_exact(model: &IntModel) -> ExactExport {
+pub fn export_exact(model: &IntModel) -> OnnxExport {
+    export(model, None)
+}
+
+/// The `float` graph: `model`'s weights and gates with the trained float model's affines
+/// (`parts`, from `mognet_core::onnx::float_parts`): what Burn's eval path computes, with
+/// float `logits`.
+pub fn export_float(model: &IntModel, parts: &FloatParts) -> OnnxExport {
+    export(model, Some(parts))
+}
+
+fn export(model: &IntModel, float: Option<&FloatParts>) -> OnnxExport {
     let spec = &model.spec;
     let q = spec.levels() as usize;
-    let mut g = Graph::default();
+    let mut g = Graph {
+        float,
+        ..Graph::default()
+    };
     let mut x = "image".to_string();
     for node in spec.topology() {
         x = match node {
             Node::Stem { .. } => {
                 let acc = g.conv("stem", &x, &model.stem);
-                g.requant("stem.rq", &acc, &model.stem_out, q)
+                g.requant("stem", &acc, &model.stem_out, q)
             }
             Node::Pool { stage, .. } => {
                 let name = pool_name(stage);
@@ -305,13 +385,25 @@ pub fn export_exact(model: &IntModel) -> ExactExport {
         ],
     );
     let classes = Dim::Value(spec.num_classes as i64);
-    let logits = proto::value_info("logits", ElemType::Int64, &[batch.clone(), classes]);
+    let logit_type = if float.is_some() {
+        ElemType::Float
+    } else {
+        ElemType::Int64
+    };
+    let logits = proto::value_info("logits", logit_type, &[batch.clone(), classes]);
     let class = proto::value_info("class", ElemType::Int64, &[batch]);
     let mut graph = Message::default();
     for n in &g.nodes {
         graph.message(1, n);
     }
-    graph.string(2, "mognet-exact");
+    graph.string(
+        2,
+        if float.is_some() {
+            "mognet-float"
+        } else {
+            "mognet-exact"
+        },
+    );
     for t in &g.constants {
         graph.message(5, t);
     }
@@ -324,7 +416,7 @@ pub fn export_exact(model: &IntModel) -> ExactExport {
         .into_iter()
         .filter(|(_, b)| *b >= F32_EXACT as u64)
         .collect();
-    ExactExport {
+    OnnxExport {
         bytes: proto::model(&graph, OPSET, "mognet"),
         inexact,
     }
