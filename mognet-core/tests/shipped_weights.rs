@@ -37,7 +37,11 @@ fn shipped_weights_fold_to_the_shipped_integer_models() {
         let (int_model, report) = fold(&model, &config).unwrap();
         let shipped = std::fs::read(bpk.with_extension("mognet")).unwrap();
         let bytes = int_model.to_bytes(Packing::TwoBit).unwrap();
-        assert!(bytes == shipped, "{}: the fold differs from the shipped file", bpk.display());
+        assert!(
+            bytes == shipped,
+            "{}: the fold differs from the shipped file",
+            bpk.display()
+        );
         let (loaded, _) = IntModel::load(&bpk.with_extension("mognet")).unwrap();
         let p = parity(&model, &config, &report, &loaded, &test, &device).unwrap();
         assert_eq!(p.images, IMAGES);
