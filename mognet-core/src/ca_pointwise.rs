@@ -76,8 +76,8 @@ impl CaPointwiseConfig {
     }
 }
 
-/// The fixed generator of `kind`.
-fn fixed_generator(
+/// The fixed generator of `kind`; `Ternary` names none.
+pub(crate) fn fixed_generator(
     kind: Pw2Kind,
     rule: u8,
     seed: u64,

@@ -50,7 +50,7 @@ pub struct FoldReport {
     pub f32_inexact: Vec<(String, u64)>,
 }
 
-fn host(t: Tensor<1>) -> Vec<f32> {
+pub(crate) fn host(t: Tensor<1>) -> Vec<f32> {
     t.into_data()
         .try_into_vec_as::<f32>()
         .expect("float tensors read back as f32")

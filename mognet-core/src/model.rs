@@ -6,15 +6,16 @@ use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
-use mognet_arch::ca::{CaError, CaGenerator};
+use mognet_arch::Pw2Kind;
+use mognet_arch::ca::CaError;
 use mognet_arch::{
     BlockId, BlockNode, GateMode, MuxInputs, NetSpec, Node, SpecError, StageSpec, StorageWidths,
     Summary, pool_name,
 };
-use mognet_arch::{FixedPw, PrngRows, Pw2Kind};
 
 use crate::bn_qrelu::BnQReluConfig;
 use crate::btq::{BtqConfig, Occupancy};
+use crate::ca_pointwise::fixed_generator;
 use crate::cflog::{Cflog, CflogConfig};
 use crate::head::Head;
 use crate::init::derive_seed;
@@ -226,15 +227,10 @@ impl MognetConfig {
         let mut last = None;
         for attempt in 0..CA_ATTEMPTS {
             let seed = derive_seed(self.seed, CA_STREAM + index * CA_ATTEMPTS + attempt);
-            let generator = match self.pw2 {
-                Pw2Kind::Ca => FixedPw::Ca(CaGenerator {
-                    rule: self.ca_rule,
-                    seed,
-                    warmup: self.ca_warmup,
-                }),
-                Pw2Kind::Prng => FixedPw::Prng(PrngRows { seed }),
-                // Trained weights: the seed is not used.
-                Pw2Kind::Ternary => return Ok(seed),
+            let generator = match fixed_generator(self.pw2, self.ca_rule, seed, self.ca_warmup) {
+                Ok(generator) => generator,
+                // Only a ternary PW2 names no generator: its weights are trained, the seed unused.
+                Err(_) => return Ok(seed),
             };
             match generator.weights(n, m) {
                 Ok(_) => return Ok(seed),

@@ -7,12 +7,7 @@ use mognet_arch::Node;
 use mognet_infer::onnx::FloatParts;
 
 use crate::Mognet;
-
-fn host(t: Tensor<1>) -> Vec<f32> {
-    t.into_data()
-        .try_into_vec_as::<f32>()
-        .expect("float tensors read back as f32")
-}
+use crate::fold::host;
 
 /// Every requantization's `(A, B)` by layer name and the head's `(a, b)`.
 pub fn float_parts(model: &Mognet) -> FloatParts {

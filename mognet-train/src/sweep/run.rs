@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::sweep::grid::{Grid, GridError, Job, Shard};
 use crate::train::checkpoint::{CheckpointError, write_atomic};
+use crate::train::final_test::read_best;
 use crate::train::run::load_split;
 use crate::train::{TrainError, train};
 
@@ -222,12 +223,12 @@ fn test_job(job: &Job, job_dir: &Path, label: &str) -> Result<JobResult, SweepEr
     let summary = Summary::new(&int_model.spec, &info.widths);
     let test = load_split(&job.run, crate::data::Split::Test).map_err(train_error)?;
     let (correct, _) = accuracy(&int_model, &test)?;
-    let best = read_json(&job_dir.join("best.json"))?;
+    let (best_epoch, valid_acc) = read_best(job_dir)?;
     Ok(JobResult {
         arm: job.name.clone(),
         seed: job.seed,
-        best_epoch: best.get("epoch").and_then(|e| e.as_u64()).unwrap_or(0) as usize,
-        valid_acc: best.get("valid_acc").and_then(|a| a.as_f64()),
+        best_epoch,
+        valid_acc,
         test_images: test.len(),
         test_correct: correct,
         int_test_acc: correct as f64 / test.len().max(1) as f64,

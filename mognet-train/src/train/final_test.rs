@@ -44,11 +44,11 @@ pub fn test_best(run_dir: &Path, device: &Device) -> Result<TestResult, TrainErr
     let run = RunConfig::load(run_dir)?;
     let set = load_split(&run, Split::Test)?;
     let (_, model) = load_run_model(run_dir, RunWeights::Best, device)?;
-    let best = read_json(&run_dir.join("best.json"))?;
+    let (epoch, valid_acc) = read_best(run_dir)?;
     let report = evaluate(&model, &set, run.train.batch_size.max(64), device, None);
     let result = TestResult {
-        epoch: best.get("epoch").and_then(|e| e.as_u64()).unwrap_or(0) as usize,
-        valid_acc: best.get("valid_acc").and_then(|a| a.as_f64()),
+        epoch,
+        valid_acc,
         validated_on_test: run.train.valid_split.is_none(),
         total: report.total,
         correct: report.correct,
@@ -58,6 +58,14 @@ pub fn test_best(run_dir: &Path, device: &Device) -> Result<TestResult, TrainErr
     let json = serde_json::to_vec_pretty(&result).expect("test result serializes");
     write_atomic(&test_path(run_dir), &json)?;
     Ok(result)
+}
+
+/// The epoch of the run's best model and its validation accuracy, from `RUN_DIR/best.json`
+/// (written with `best.bpk`).
+pub fn read_best(run_dir: &Path) -> Result<(usize, Option<f64>), CheckpointError> {
+    let best = read_json(&run_dir.join("best.json"))?;
+    let epoch = best.get("epoch").and_then(|e| e.as_u64()).unwrap_or(0) as usize;
+    Ok((epoch, best.get("valid_acc").and_then(|a| a.as_f64())))
 }
 
 /// The run's `test.json`, if the run has been tested.
