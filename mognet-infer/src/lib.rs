@@ -12,6 +12,8 @@ pub mod input;
 pub mod kernels;
 pub mod model;
 pub mod onnx;
+#[cfg(any(test, feature = "random"))]
+pub mod random;
 pub mod ternary;
 
 pub use engine::{IntTrace, Prediction};

@@ -1,116 +1,19 @@
 //! The fast engine against the scalar reference, bit for bit, on random networks, weights,
 //! thresholds and images, for every variant this CPU can run.
 
-use mognet_arch::ca::CaGenerator;
 use mognet_arch::rng::SplitMix64;
-use mognet_arch::{BlockNode, GateMode, MuxInputs, NetSpec, StageSpec};
-use mognet_arch::{FixedPw, PrngRows, Pw2Kind};
+use mognet_arch::{GateMode, MuxInputs, NetSpec, Pw2Kind, StageSpec};
 
 use super::geom::Geom;
 use super::kernels::{Post, Rq, Terms, conv};
 use super::{FastModel, Variant};
 use crate::kernels::conv::ternary_conv;
-use crate::kernels::requant::ChannelRequant;
-use crate::model::{BlockInt, CflogInt, HeadInt, IntModel, Pw2Layer, TernaryWeights};
+use crate::model::{IntModel, TernaryWeights};
 
-struct Rng(SplitMix64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0.next_u64() % n
-    }
-    fn ternary(&mut self, n: usize) -> Vec<i8> {
-        (0..n).map(|_| self.below(3) as i8 - 1).collect()
-    }
-    /// Thresholds around `scale`, in any of the three directions.
-    fn requant(&mut self, channels: usize, scale: i64) -> Vec<ChannelRequant> {
-        (0..channels)
-            .map(|_| {
-                let mut t: Vec<i32> = (0..7)
-                    .map(|_| (self.below(2 * scale as u64 + 1) as i64 - scale) as i32)
-                    .collect();
-                t.sort();
-                match self.below(8) {
-                    0 => ChannelRequant::Constant(self.below(8) as u8),
-                    1 | 2 => {
-                        t.reverse();
-                        ChannelRequant::Down(t)
-                    }
-                    _ => ChannelRequant::Up(t),
-                }
-            })
-            .collect()
-    }
-    fn weights(&mut self, out: usize, inputs: usize, k: usize, groups: usize) -> TernaryWeights {
-        TernaryWeights {
-            out,
-            inputs,
-            k,
-            groups,
-            codes: self.ternary(TernaryWeights::len_for(out, inputs, k, groups)),
-        }
-    }
-}
+use crate::random::{self, Choices as _};
 
 pub(crate) fn random_model(spec: NetSpec, seed: u64) -> IntModel {
-    let mut r = Rng(SplitMix64::new(seed));
-    let k = spec.kernel_size;
-    let cflog = |b: &BlockNode, r: &mut Rng| {
-        // As the trainer does: the first seed whose rows are valid.
-        let (generator, weights) = (0..64)
-            .find_map(|_| {
-                let seed = r.0.next_u64();
-                let g = match spec.pw2 {
-                    Pw2Kind::Ca => FixedPw::Ca(CaGenerator {
-                        rule: 30,
-                        seed,
-                        warmup: None,
-                    }),
-                    Pw2Kind::Prng => FixedPw::Prng(PrngRows { seed }),
-                    Pw2Kind::Ternary => return Some((None, r.weights(b.n, b.m, 1, 1).codes)),
-                };
-                g.weights(b.n, b.m).ok().map(|w| (Some(g), w))
-            })
-            .expect("a valid PW2 seed");
-        CflogInt {
-            pw1: r.weights(b.m, b.c_in, 1, 1),
-            gconv: r.weights(b.m, b.m, k, b.groups),
-            inner: spec.inner_norm.then(|| r.requant(b.m, 60)),
-            pw2: Pw2Layer {
-                weights,
-                generator,
-                rows: b.n,
-                width: b.m,
-            },
-            out: r.requant(b.n, 400),
-        }
-    };
-    let mut blocks = Vec::new();
-    for b in spec.blocks() {
-        let cflog = cflog(&b, &mut r);
-        let plane = b.size[0] * b.size[1];
-        let gate = match b.residual {
-            Some(res) if res.gate == GateMode::Tgap => (0..b.n)
-                .map(|_| r.below((7 * plane) as u64 + 2) as i32)
-                .collect(),
-            _ => Vec::new(),
-        };
-        blocks.push(BlockInt { cflog, gate });
-    }
-    let c = spec.stages.last().expect("a stage").n;
-    let stem = r.weights(spec.stem_width, spec.in_channels, k, 1);
-    let stem_out = r.requant(spec.stem_width, 300);
-    let head = HeadInt {
-        weights: r.weights(spec.num_classes, c, 1, 1),
-        shift: 20,
-        multipliers: (0..spec.num_classes)
-            .map(|_| r.below(1 << 20) as i32 - (1 << 19))
-            .collect(),
-        offsets: (0..spec.num_classes)
-            .map(|_| r.below(1 << 24) as i32 - (1 << 23))
-            .collect(),
-    };
-    IntModel::new(spec, (stem, stem_out), blocks, head).expect("a consistent random model")
+    random::model(&mut SplitMix64::new(seed), spec).expect("a valid PW2 seed")
 }
 
 /// The constructor refuses parts that do not fit the network, naming the part.
@@ -153,39 +56,7 @@ fn inconsistent_parts_are_refused_by_name() {
 }
 
 pub(crate) fn spec(seed: u64) -> NetSpec {
-    let mut r = Rng(SplitMix64::new(seed));
-    let size = [8, 12, 16][r.below(3) as usize];
-    let stage = |r: &mut Rng| {
-        let groups = [1, 2, 4][r.below(3) as usize];
-        let m = (groups * (1 + r.below(4) as usize)).max(8);
-        StageSpec {
-            n: 1 + r.below(m as u64) as usize,
-            m,
-            groups,
-            blocks: 1 + r.below(3) as usize,
-        }
-    };
-    let stages = (0..1 + r.below(3) as usize)
-        .map(|_| stage(&mut r))
-        .collect();
-    NetSpec {
-        in_channels: [1, 3][r.below(2) as usize],
-        num_classes: 2 + r.below(9) as usize,
-        input_size: [size, size],
-        bits: 3,
-        stem_width: 1 + r.below(10) as usize,
-        kernel_size: [1, 3, 5][r.below(3) as usize],
-        stages,
-        inner_norm: r.below(3) == 0,
-        gate: [
-            GateMode::Tgap,
-            GateMode::Tgap,
-            GateMode::Always,
-            GateMode::Never,
-        ][r.below(4) as usize],
-        mux: [MuxInputs::Avg, MuxInputs::Skip][r.below(2) as usize],
-        pw2: [Pw2Kind::Ca, Pw2Kind::Prng, Pw2Kind::Ternary][r.below(3) as usize],
-    }
+    random::spec(&mut SplitMix64::new(seed))
 }
 
 #[test]
@@ -239,7 +110,7 @@ fn every_variant_matches_the_reference_on_random_networks() {
 #[test]
 fn convolution_kernel_matches_the_reference_on_random_shapes() {
     for seed in 0..30 {
-        let mut r = Rng(SplitMix64::new(seed));
+        let mut r = SplitMix64::new(seed);
         let groups = [1, 2, 3][r.below(3) as usize];
         let (c_in, c_out) = (
             groups * (1 + r.below(5) as usize),
@@ -247,7 +118,7 @@ fn convolution_kernel_matches_the_reference_on_random_shapes() {
         );
         let k = [1, 3, 5][r.below(3) as usize];
         let (h, w) = (1 + r.below(12) as usize, 1 + r.below(12) as usize);
-        let weights = r.ternary(TernaryWeights::len_for(c_out, c_in, k, groups));
+        let weights = random::ternary(&mut r, TernaryWeights::len_for(c_out, c_in, k, groups));
         let input: Vec<i32> = (0..c_in * h * w)
             .map(|_| r.below(2001) as i32 - 1000)
             .collect();
