@@ -11,7 +11,7 @@ use mognet_core::parity::accuracy;
 use mognet_core::persist::{RunWeights, load_run_model, load_weights_file};
 use mognet_core::{Mognet, MognetConfig};
 use mognet_data::cli::DataArgs;
-use mognet_data::{ImageSet, Split};
+use mognet_data::{ImageSet, Picture, Split};
 use mognet_infer::fast::{FastModel, Variant};
 use mognet_infer::{IntModel, Packing};
 
@@ -710,91 +710,11 @@ fn bench(
     Ok(())
 }
 
-/// A decoded PNG as `[c][y][x]` u8 planes.
-fn read_png(path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
-    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-    let mut reader = decoder
-        .read_info()
-        .with_context(|| format!("{}: not a readable PNG", path.display()))?;
-    let mut buf = vec![0; reader.output_buffer_size().context("image too large")?];
-    let frame = reader
-        .next_frame(&mut buf)
-        .with_context(|| format!("{}: corrupt PNG data", path.display()))?;
-    let (w, h) = (frame.width as usize, frame.height as usize);
-    let (channels, take): (usize, &[usize]) = match frame.color_type {
-        png::ColorType::Grayscale => (1, &[0]),
-        png::ColorType::GrayscaleAlpha => (1, &[0]),
-        png::ColorType::Rgb => (3, &[0, 1, 2]),
-        png::ColorType::Rgba => (3, &[0, 1, 2]),
-        other => bail!("{}: unsupported PNG colour type {other:?}", path.display()),
-    };
-    let stride = frame.color_type.samples();
-    let mut planes = vec![0u8; channels * h * w];
-    for (i, px) in buf[..h * w * stride].chunks_exact(stride).enumerate() {
-        for (c, &s) in take.iter().enumerate() {
-            planes[c * h * w + i] = px[s];
-        }
-    }
-    Ok((channels, h, w, planes))
-}
-
 fn classify(path: &Path, resize: bool, images: &[PathBuf]) -> Result<()> {
     let (model, _) = IntModel::load(path)?;
     let s = &model.spec;
-    let [mh, mw] = s.input_size;
     for image in images {
-        let (c, h, w, mut planes) = read_png(image)?;
-        let mut c = c;
-        if c != s.in_channels {
-            planes = match (c, s.in_channels) {
-                // ITU-R BT.601 luma, in integers.
-                (3, 1) => (0..h * w)
-                    .map(|i| {
-                        let (r, g, b) = (
-                            planes[i] as u32,
-                            planes[h * w + i] as u32,
-                            planes[2 * h * w + i] as u32,
-                        );
-                        ((299 * r + 587 * g + 114 * b + 500) / 1000) as u8
-                    })
-                    .collect(),
-                (1, 3) => planes.repeat(3),
-                _ => bail!(
-                    "{}: {c} channels, the model takes {}",
-                    image.display(),
-                    s.in_channels
-                ),
-            };
-            c = s.in_channels;
-        }
-        let pixels = if (h, w) == (mh, mw) {
-            planes
-        } else if c == 1 && (h, w) == (28, 28) && (mh, mw) == (32, 32) {
-            let mut out = vec![0u8; 32 * 32];
-            for y in 0..28 {
-                out[(y + 2) * 32 + 2..(y + 2) * 32 + 30]
-                    .copy_from_slice(&planes[y * 28..(y + 1) * 28]);
-            }
-            out
-        } else if resize {
-            let mut out = vec![0u8; c * mh * mw];
-            for ch in 0..c {
-                for y in 0..mh {
-                    for x in 0..mw {
-                        out[(ch * mh + y) * mw + x] =
-                            planes[(ch * h + y * h / mh) * w + x * w / mw];
-                    }
-                }
-            }
-            out
-        } else {
-            bail!(
-                "{}: {w}x{h} pixels, the model takes {mw}x{mh} (pass --resize to resize)",
-                image.display()
-            );
-        };
+        let pixels = Picture::read_png(image)?.fit(image, s.in_channels, s.input_size, resize)?;
         let p = model
             .predict(&pixels)
             .with_context(|| image.display().to_string())?;

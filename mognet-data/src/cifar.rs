@@ -71,15 +71,29 @@ fn parse_records(
 
 /// Reads one CIFAR-10 binary file (`data_batch_N.bin` or `test_batch.bin`).
 pub fn read_cifar10(path: &Path) -> Result<ImageSet, DataError> {
-    parse_records(path, &read_file(path)?, 1, 0, 10)
+    parse_cifar10(path, &read_file(path)?)
+}
+
+/// CIFAR-10 records from the bytes of a file; `path` names them in errors.
+pub fn parse_cifar10(path: &Path, bytes: &[u8]) -> Result<ImageSet, DataError> {
+    parse_records(path, bytes, 1, 0, 10)
 }
 
 /// Reads one CIFAR-100 binary file (`train.bin` or `test.bin`) with the fine or coarse label.
 pub fn read_cifar100(path: &Path, label: Cifar100Label) -> Result<ImageSet, DataError> {
-    let bytes = read_file(path)?;
+    parse_cifar100(path, &read_file(path)?, label)
+}
+
+/// CIFAR-100 records from the bytes of a file, with the fine or coarse label; `path` names
+/// them in errors.
+pub fn parse_cifar100(
+    path: &Path,
+    bytes: &[u8],
+    label: Cifar100Label,
+) -> Result<ImageSet, DataError> {
     let set = match label {
-        Cifar100Label::Coarse => parse_records(path, &bytes, 2, 0, 20)?,
-        Cifar100Label::Fine => parse_records(path, &bytes, 2, 1, 100)?,
+        Cifar100Label::Coarse => parse_records(path, bytes, 2, 0, 20)?,
+        Cifar100Label::Fine => parse_records(path, bytes, 2, 1, 100)?,
     };
     // The other label must be in range too, or the file is not CIFAR-100.
     let (other, classes) = match label {

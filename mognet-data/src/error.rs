@@ -83,6 +83,22 @@ pub enum DataError {
         /// What is wrong.
         detail: String,
     },
+    /// A picture file is not a PNG this reader decodes.
+    #[error("{path}: {detail}")]
+    Png {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A picture does not fit the model's input.
+    #[error("{path}: {detail}")]
+    PictureShape {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
     /// Images and labels disagree in count.
     #[error("{images} has {n_images} images but {labels} has {n_labels} labels")]
     CountMismatch {

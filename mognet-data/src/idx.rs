@@ -18,7 +18,12 @@ const MAX_SIDE: usize = 256;
 
 /// Reads a file, gunzipping it when it starts with the gzip magic.
 fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
-    let bytes = read_file(path)?;
+    gunzip_if_gzipped(path, read_file(path)?)
+}
+
+/// `bytes` gunzipped when they start with the gzip magic, else as they are; `path` names them
+/// in errors.
+pub fn gunzip_if_gzipped(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, DataError> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         GzDecoder::new(&bytes[..])
@@ -92,8 +97,13 @@ fn header(
 
 /// Reads IDX images and zero-pads each to `pad_to x pad_to` (centred), one channel.
 pub fn read_images(path: &Path, pad_to: usize) -> Result<ImageSet, DataError> {
-    let bytes = read_maybe_gz(path)?;
-    let (dims, offset) = header(path, &bytes, IMAGES_MAGIC, "image")?;
+    parse_images(path, &read_maybe_gz(path)?, pad_to)
+}
+
+/// IDX images from the (gunzipped) bytes of a file, zero-padded as by [`read_images`]; `path`
+/// names them in errors.
+pub fn parse_images(path: &Path, bytes: &[u8], pad_to: usize) -> Result<ImageSet, DataError> {
+    let (dims, offset) = header(path, bytes, IMAGES_MAGIC, "image")?;
     let (n, rows, cols) = (dims[0], dims[1], dims[2]);
     if rows == 0
         || cols == 0
@@ -123,8 +133,13 @@ pub fn read_images(path: &Path, pad_to: usize) -> Result<ImageSet, DataError> {
 
 /// Reads IDX labels, each checked against `classes`.
 pub fn read_labels(path: &Path, classes: usize) -> Result<Vec<u16>, DataError> {
-    let bytes = read_maybe_gz(path)?;
-    let (_, offset) = header(path, &bytes, LABELS_MAGIC, "label")?;
+    parse_labels(path, &read_maybe_gz(path)?, classes)
+}
+
+/// IDX labels from the (gunzipped) bytes of a file, checked as by [`read_labels`]; `path`
+/// names them in errors.
+pub fn parse_labels(path: &Path, bytes: &[u8], classes: usize) -> Result<Vec<u16>, DataError> {
+    let (_, offset) = header(path, bytes, LABELS_MAGIC, "label")?;
     bytes[offset..]
         .iter()
         .enumerate()

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod error;
 pub mod idx;
 pub mod image_set;
+pub mod picture;
 pub mod split;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ pub use batcher::{ImageBatch, ImageBatcher};
 pub use cifar::Cifar100Label;
 pub use error::DataError;
 pub use image_set::{ImageItem, ImageSet};
+pub use picture::Picture;
 pub use split::{SplitError, SplitIndices, split_indices};
 
 /// The datasets the trainer reads.
