@@ -71,7 +71,8 @@ fn io_err(path: &Path, source: std::io::Error) -> PersistError {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, renamed.
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, renamed,
+/// and the folder synced, so that the new name survives a crash of the machine too.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
     let dir = path
         .parent()
@@ -84,12 +85,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        sync_dir(dir)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(|e| io_err(path, e))
+}
+
+/// Flushes a folder's entries (new and renamed names) to disk. Only Unix can open a folder to
+/// sync it; elsewhere renames are left to the file system.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Syncs the folder `dir`, naming it in errors.
+pub fn sync_folder(dir: &Path) -> Result<(), PersistError> {
+    sync_dir(dir).map_err(|e| io_err(dir, e))
 }
 
 /// Reads a whole file, naming it in errors.

@@ -13,7 +13,7 @@ use burn::tensor::Bytes;
 use mognet_core::Mognet;
 pub use mognet_core::persist::{
     PersistError as CheckpointError, last_checkpoint_dir as last_dir, load_model, read, read_json,
-    read_verified, save_model, write_atomic,
+    read_verified, save_model, sync_folder, write_atomic,
 };
 use mognet_core::persist::{apply_model_bytes, model_bytes};
 use serde::{Deserialize, Serialize};
@@ -99,6 +99,23 @@ pub fn epoch_dir(run: &Path, epoch: usize, batches: usize) -> PathBuf {
     run.join("checkpoints").join(name)
 }
 
+/// For crash tests: `MOGNET_CHECKPOINT_PAUSE_MS` makes [`save`] pause that long between the
+/// files of a checkpoint, so that a process killed at a random moment is often killed in the
+/// middle of one. Unset (always, outside such tests) it does nothing.
+pub const PAUSE_VAR: &str = "MOGNET_CHECKPOINT_PAUSE_MS";
+
+fn fault_pause() -> impl Fn() {
+    let ms = std::env::var(PAUSE_VAR)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    move || {
+        if ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+    }
+}
+
 /// Writes a checkpoint and points `last.json` at it; removes the previous one.
 pub fn save(
     run: &Path,
@@ -121,10 +138,18 @@ pub fn save(
     state.version = STATE_VERSION;
     state.model_crc = crc32fast::hash(&model);
     state.optim_crc = crc32fast::hash(&optim);
+    let pause = fault_pause();
     write_atomic(&model_path, &model)?;
+    pause();
     write_atomic(&optim_path, &optim)?;
+    pause();
     let json = serde_json::to_vec_pretty(&state).expect("loop state serializes");
     write_atomic(&dir.join("state.json"), &json)?;
+    // The checkpoint's own folder entry, before the pointer names it.
+    if let Some(parent) = dir.parent() {
+        sync_folder(parent)?;
+    }
+    pause();
     let previous = last_dir(run).ok();
     let pointer = serde_json::json!({ "checkpoint": dir.strip_prefix(run).unwrap_or(&dir) });
     write_atomic(&run.join("last.json"), pointer.to_string().as_bytes())?;

@@ -1,0 +1,178 @@
+//! Crash safety from outside: a training process killed with SIGKILL at random moments (some in
+//! the middle of a checkpoint), resumed each time, ends with exactly the weights of a run that
+//! was never interrupted, and never loses its last checkpoint.
+#![cfg(unix)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::prelude::Config as _;
+use burn::tensor::{Device, Tensor};
+use mognet_core::persist::{RunWeights, load_run_model};
+use mognet_core::{MognetConfig, SplitMix64, StageSpec};
+use mognet_train::train::checkpoint::{self, PAUSE_VAR};
+
+/// Kills of the interrupted run.
+const KILLS: usize = 24;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mognet-kill-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A small network, 4 epochs of 16 steps, a checkpoint after every step.
+fn start(config: &Path, run: &Path, pause_ms: u64) -> Child {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/samples/fashion-mnist");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mognet-train"));
+    cmd.args(["train", "--dataset", "fashion-mnist", "--data-dir"])
+        .arg(&sample)
+        .arg("--config")
+        .arg(config)
+        .args([
+            "--epochs",
+            "3",
+            "--batch-size",
+            "32",
+            "--limit-train",
+            "512",
+        ])
+        .args([
+            "--valid-split",
+            "1000",
+            "--limit-valid",
+            "100",
+            "--seed",
+            "5",
+        ])
+        .args([
+            "--backend",
+            "flex",
+            "--checkpoint-minutes",
+            "0.00001",
+            "--no-test",
+        ])
+        .arg("--out")
+        .arg(run)
+        .env(PAUSE_VAR, pause_ms.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if run.join("last.json").exists() {
+        cmd.arg("--resume");
+    }
+    cmd.spawn().expect("mognet-train starts")
+}
+
+struct AllFloats(Vec<u32>);
+impl ModuleVisitor for AllFloats {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let values = param.val().into_data().try_into_vec_as::<f32>().unwrap();
+        self.0.extend(values.iter().map(|v| v.to_bits()));
+    }
+}
+
+fn last_weights(run: &Path) -> Vec<u32> {
+    let (_, model) = load_run_model(run, RunWeights::Last, &Device::flex()).unwrap();
+    let mut all = AllFloats(Vec::new());
+    model.visit(&mut all);
+    all.0
+}
+
+/// The step of the checkpoint `last.json` names, after checking that it is whole: its state
+/// reads and both binary files match their recorded CRCs. `None` before the first checkpoint.
+fn intact_checkpoint_step(run: &Path) -> Option<usize> {
+    if !run.join("last.json").exists() {
+        return None;
+    }
+    let dir = checkpoint::last_dir(run).expect("last.json names a checkpoint");
+    let state = checkpoint::load_state(&dir).expect("the named checkpoint's state reads");
+    checkpoint::read_verified(&dir.join("model.bpk"), state.model_crc).expect("model.bpk whole");
+    checkpoint::read_verified(&dir.join("optim.bpk"), state.optim_crc).expect("optim.bpk whole");
+    Some(state.step)
+}
+
+/// Whether the kill left a checkpoint half-written: a temporary file, or a checkpoint folder
+/// beside the one `last.json` names (a new one being written, or the old one not yet removed).
+fn killed_mid_checkpoint(run: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(run.join("checkpoints")) else {
+        return false;
+    };
+    let last = checkpoint::last_dir(run).ok();
+    entries.flatten().any(|e| {
+        let path = e.path();
+        let tmp = std::fs::read_dir(&path)
+            .map(|files| {
+                files
+                    .flatten()
+                    .any(|f| f.path().extension() == Some("tmp".as_ref()))
+            })
+            .unwrap_or(false);
+        tmp || Some(&path) != last.as_ref()
+    })
+}
+
+#[test]
+fn a_run_killed_at_random_moments_resumes_to_the_uninterrupted_weights() {
+    let dir = scratch("run");
+    let config = dir.join("model.json");
+    let stage = |n, groups| StageSpec {
+        n,
+        m: n,
+        groups,
+        blocks: 1,
+    };
+    MognetConfig::new(8, vec![stage(8, 2), stage(16, 4)])
+        .with_in_channels(1)
+        .with_num_classes(10)
+        .with_seed(3)
+        .save(&config)
+        .unwrap();
+
+    let whole = dir.join("whole");
+    let started = Instant::now();
+    let status = start(&config, &whole, 0).wait().unwrap();
+    assert!(status.success(), "the uninterrupted run failed: {status}");
+    let whole_time = started.elapsed();
+
+    let killed = dir.join("killed");
+    let mut rng = SplitMix64::new(2026);
+    let (mut mid_checkpoint, mut last_step) = (0, 0);
+    for kill in 0..KILLS {
+        let mut child = start(&config, &killed, 15);
+        // Anywhere from the process's start (about 0.2 s of loading) to a few steps in.
+        let ms = 100 + rng.next_u64() % 900;
+        std::thread::sleep(Duration::from_millis(ms));
+        if child.try_wait().unwrap().is_some() {
+            panic!("kill {kill}: the run finished before it was killed; make it longer");
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        mid_checkpoint += killed_mid_checkpoint(&killed) as usize;
+        if let Some(step) = intact_checkpoint_step(&killed) {
+            assert!(
+                step >= last_step,
+                "kill {kill}: checkpoint went back from step {last_step} to {step}"
+            );
+            last_step = step;
+        }
+    }
+    let status = start(&config, &killed, 15).wait().unwrap();
+    assert!(status.success(), "the resumed run failed: {status}");
+    eprintln!(
+        "{KILLS} kills, {mid_checkpoint} in the middle of a checkpoint; last checkpoint before \
+         the final resume at step {last_step}; uninterrupted run {whole_time:?}"
+    );
+    assert!(
+        mid_checkpoint >= 3,
+        "only {mid_checkpoint} kills landed mid-checkpoint"
+    );
+    assert!(
+        last_step > 0,
+        "no checkpoint was ever written between kills"
+    );
+    assert_eq!(last_weights(&killed), last_weights(&whole));
+    let _ = std::fs::remove_dir_all(&dir);
+}
