@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Checks an exported ONNX graph with onnx.checker and runs it in ONNX Runtime on an IDX test set
 (Fashion-MNIST or MNIST, 28x28 zero-padded to 32x32 as mognet reads them), printing its accuracy
-and, given the engine's classes (`mognet-infer eval --classes FILE`), how many images differ.
+and, given the engine's classes (`mognet-infer eval --classes FILE`), how many images differ. It
+also lists the operators ONNX Runtime runs after its graph optimizations (a `qdq` graph's
+convolutions should have become `QLinearConv`).
 
     pip install onnx onnxruntime numpy
     target/debug/mognet-infer export-onnx --model M.mognet --out M.onnx
@@ -9,9 +11,11 @@ and, given the engine's classes (`mognet-infer eval --classes FILE`), how many i
         --data-dir datasets/fashion-mnist --classes M.classes
     scripts/check-onnx.py M.onnx datasets/fashion-mnist M.classes
 """
+import collections
 import gzip
 import os
 import sys
+import tempfile
 
 import numpy as np
 import onnx
@@ -34,7 +38,13 @@ def main():
     labels = np.frombuffer(idx(f"{data}/t10k-labels-idx1-ubyte")[8:], np.uint8)
     x = np.zeros((len(images), 1, 32, 32), np.float32)
     x[:, 0, 2:30, 2:30] = images
-    session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    optimized = os.path.join(tempfile.mkdtemp(), "optimized.onnx")
+    options.optimized_model_filepath = optimized
+    session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    ops = collections.Counter(n.op_type for n in onnx.load(optimized).graph.node)
+    convs = {op: n for op, n in sorted(ops.items()) if "Conv" in op}
+    print(f"onnxruntime runs the convolutions as: {convs}")
     classes = np.concatenate(
         [session.run(["class"], {"image": x[i : i + 250]})[0] for i in range(0, len(x), 250)]
     )

@@ -82,6 +82,9 @@ enum OnnxStyle {
     Exact,
     /// The trained float model: requantization as `Floor` and `Clip` of its affines.
     Float,
+    /// The integer computation with each convolution in ONNX Runtime's int8 QDQ form (int8
+    /// output scales calibrated on training images).
+    Qdq,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -162,6 +165,15 @@ enum Command {
         /// The float weights (`float` style only): NAME.bpk with NAME.config.json beside it.
         #[arg(long)]
         weights: Option<PathBuf>,
+        /// `qdq` style: the dataset whose first training images calibrate the int8 scales.
+        #[arg(long, value_enum, default_value = "fashion-mnist")]
+        calibration_dataset: mognet_data::DatasetKind,
+        /// `qdq` style: the folder of the calibration dataset.
+        #[arg(long, default_value = "datasets/samples/fashion-mnist")]
+        calibration_dir: PathBuf,
+        /// `qdq` style: how many training images calibrate the scales.
+        #[arg(long, default_value_t = 1000)]
+        calibration_images: usize,
     },
     /// The bit table of a `.mognet` file, with its actual widths and size.
     Summary {
@@ -260,7 +272,15 @@ fn main() -> Result<()> {
             style,
             run,
             weights,
+            calibration_dataset,
+            calibration_dir,
+            calibration_images,
         } => {
+            let calibration = Calibration {
+                dataset: calibration_dataset,
+                dir: calibration_dir,
+                images: calibration_images,
+            };
             let float = match (run, weights) {
                 (Some(run), _) => Some(FloatWeights {
                     run: Some(run),
@@ -274,7 +294,7 @@ fn main() -> Result<()> {
                 }),
                 (None, None) => None,
             };
-            export_onnx(&model, &out, style, float.as_ref())
+            export_onnx(&model, &out, style, float.as_ref(), &calibration)
         }
         Command::Eval {
             model,
@@ -425,15 +445,73 @@ fn eval(path: &Path, data: &TestSet, classes: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+/// Where the `qdq` style's calibration images come from.
+struct Calibration {
+    dataset: mognet_data::DatasetKind,
+    dir: PathBuf,
+    images: usize,
+}
+
+impl Calibration {
+    /// The first `images` training images, checked against the model's input.
+    fn pixels(&self, model: &IntModel) -> Result<Vec<u8>> {
+        if self.images == 0 || self.images > 60_000 {
+            bail!(
+                "--calibration-images must be between 1 and 60000, got {}",
+                self.images
+            );
+        }
+        let set = self
+            .dataset
+            .load(&self.dir, Split::Train, mognet_data::Cifar100Label::Fine)?
+            .truncated(self.images);
+        if set.image_len() != model.image_len() {
+            bail!(
+                "the calibration images ({}) are {}x{}x{}, the model takes {:?}",
+                self.dir.display(),
+                set.channels,
+                set.size,
+                set.size,
+                model.input_shape()
+            );
+        }
+        Ok(set.pixels)
+    }
+}
+
 fn export_onnx(
     path: &Path,
     out: &Path,
     style: OnnxStyle,
     float: Option<&FloatWeights>,
+    calibration: &Calibration,
 ) -> Result<()> {
     let (model, _) = IntModel::load(path)?;
     let export = match (style, float) {
         (OnnxStyle::Exact, _) => mognet_infer::onnx::export_exact(&model),
+        (OnnxStyle::Qdq, _) => {
+            let pixels = calibration.pixels(&model)?;
+            let export = mognet_infer::onnx::export_qdq(&model, &pixels)?;
+            let coarse: Vec<String> = export
+                .scales
+                .iter()
+                .filter(|(_, s)| *s > 1.0)
+                .map(|(layer, s)| format!("{layer} {s:.2}"))
+                .collect();
+            println!(
+                "calibrated on {} training images of {}: {} of {} convolutions exact in int8; scales above 1: {}",
+                pixels.len() / model.image_len(),
+                calibration.dir.display(),
+                export.scales.len() - coarse.len(),
+                export.scales.len(),
+                if coarse.is_empty() {
+                    "none".to_string()
+                } else {
+                    coarse.join(", ")
+                }
+            );
+            export
+        }
         (OnnxStyle::Float, None) => {
             bail!("--style float needs the float weights: --weights or --run")
         }
@@ -465,7 +543,7 @@ fn export_onnx(
         model.spec.input_size[0],
         model.spec.input_size[1],
         match style {
-            OnnxStyle::Exact => "int64 fixed point",
+            OnnxStyle::Exact | OnnxStyle::Qdq => "int64 fixed point",
             OnnxStyle::Float => "float",
         }
     );

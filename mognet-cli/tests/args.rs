@@ -84,6 +84,18 @@ const CASES: &[(&str, &str)] = &[
         "export-onnx --model checkpoints/mognet-s-fmnist.mognet --out /tmp/x.onnx --style nope",
         "invalid value",
     ),
+    (
+        "export-onnx --model checkpoints/mognet-s-fmnist.mognet --out /tmp/x.onnx --style qdq --calibration-images 0",
+        "--calibration-images must be between 1",
+    ),
+    (
+        "export-onnx --model checkpoints/mognet-s-fmnist.mognet --out /tmp/x.onnx --style qdq --calibration-dir MISSING",
+        "MISSING",
+    ),
+    (
+        "export-onnx --model checkpoints/mognet-s-fmnist.mognet --out /tmp/x.onnx --style qdq --calibration-dataset cifar10",
+        "cifar",
+    ),
     ("frobnicate", "unrecognized subcommand"),
 ];
 
@@ -104,5 +116,5 @@ fn absurd_arguments_are_errors_never_panics() {
             "`{args}`: the error should say \"{expected}\":\n{stderr}"
         );
     }
-    assert_eq!(CASES.len(), 28);
+    assert_eq!(CASES.len(), 31);
 }

@@ -29,6 +29,17 @@ pub struct IntTrace {
     pub gates: Vec<(String, Vec<bool>)>,
     /// Spatial sums of the head's accumulators.
     pub head_sums: Vec<i64>,
+    /// Smallest and largest accumulator of each convolution (`stem`, `sX.bY.pw1`, `.gconv`,
+    /// `.pw2`, `head`), in the order they ran.
+    pub accumulators: Vec<(String, [i32; 2])>,
+}
+
+/// What the network reports as it runs, for a trace.
+enum Event<'a> {
+    /// A layer's codes, and an MRB's gate bits.
+    Codes(String, &'a [u8], Option<Vec<bool>>),
+    /// A convolution's accumulators.
+    Accumulators(String, &'a [i32]),
 }
 
 /// A CFLOG block on `x` (`h x w`), its codes recorded under `name.gconv` and `name.pw2`.
@@ -38,7 +49,7 @@ fn cflog(
     h: usize,
     w: usize,
     name: &str,
-    record: &mut impl FnMut(String, &[u8], Option<Vec<bool>>),
+    record: &mut impl FnMut(Event),
 ) -> Vec<u8> {
     let hw = h * w;
     let (pw1, gconv, pw2) = (&block.pw1, &block.gconv, &block.pw2);
@@ -53,17 +64,20 @@ fn cflog(
         gconv.k,
         gconv.groups,
     );
+    record(Event::Accumulators(format!("{name}.pw1"), &acc1));
+    record(Event::Accumulators(format!("{name}.gconv"), &acc2));
     let acc3 = match &block.inner {
         Some(inner) => {
             let codes = requantize(&acc2, hw, inner);
-            record(format!("{name}.gconv"), &codes, None);
+            record(Event::Codes(format!("{name}.gconv"), &codes, None));
             let as_i32: Vec<i32> = codes.iter().map(|&c| c as i32).collect();
             ca_pointwise(&as_i32, pw2.width, hw, &pw2.weights, pw2.rows)
         }
         None => ca_pointwise(&acc2, pw2.width, hw, &pw2.weights, pw2.rows),
     };
+    record(Event::Accumulators(format!("{name}.pw2"), &acc3));
     let out = requantize(&acc3, hw, &block.out);
-    record(format!("{name}.pw2"), &out, None);
+    record(Event::Codes(format!("{name}.pw2"), &out, None));
     out
 }
 
@@ -98,11 +112,21 @@ impl IntModel {
         let mut x = pixels.to_vec();
         // The head's spatial sums: what the topology's last step leaves.
         let mut sums = Vec::new();
-        let mut record = |name: String, codes: &[u8], gate: Option<Vec<bool>>| {
-            if let Some(t) = trace.as_deref_mut() {
-                t.codes.push((name.clone(), codes.to_vec()));
-                if let Some(gate) = gate {
-                    t.gates.push((name, gate));
+        let mut record = |event: Event| {
+            let Some(t) = trace.as_deref_mut() else {
+                return;
+            };
+            match event {
+                Event::Codes(name, codes, gate) => {
+                    t.codes.push((name.clone(), codes.to_vec()));
+                    if let Some(gate) = gate {
+                        t.gates.push((name, gate));
+                    }
+                }
+                Event::Accumulators(name, acc) => {
+                    let lo = acc.iter().copied().min().unwrap_or(0);
+                    let hi = acc.iter().copied().max().unwrap_or(0);
+                    t.accumulators.push((name, [lo, hi]));
                 }
             }
         };
@@ -111,13 +135,14 @@ impl IntModel {
                 Node::Stem { input, out, kernel } => {
                     let [c, h, w] = input;
                     let acc = ternary_conv(&x, c, h, w, &self.stem.codes, out, kernel, 1);
+                    record(Event::Accumulators("stem".into(), &acc));
                     x = requantize(&acc, h * w, &self.stem_out);
-                    record("stem".into(), &x, None);
+                    record(Event::Codes("stem".into(), &x, None));
                 }
                 Node::Pool { stage, input } => {
                     let [c, h, w] = input;
                     x = max_pool2x2(&x, c, h, w);
-                    record(pool_name(stage), &x, None);
+                    record(Event::Codes(pool_name(stage), &x, None));
                 }
                 Node::Block(b) => {
                     let block = &self.blocks[b.index];
@@ -131,7 +156,7 @@ impl IntModel {
                                 None => gate_bits(&x, h * w, &block.gate),
                             };
                             let y = mux(&x, &f, h * w, &gate, self.mux());
-                            record(b.id.layer("gate"), &y, Some(gate));
+                            record(Event::Codes(b.id.layer("gate"), &y, Some(gate)));
                             y
                         }
                     };
@@ -139,6 +164,7 @@ impl IntModel {
                 Node::Head { input, classes } => {
                     let [c, h, w] = input;
                     let acc = ternary_conv(&x, c, h, w, &self.head.weights.codes, classes, 1, 1);
+                    record(Event::Accumulators("head".into(), &acc));
                     sums = spatial_sums(&acc, h * w);
                 }
             }

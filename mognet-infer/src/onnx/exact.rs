@@ -37,6 +37,9 @@ pub struct OnnxExport {
     /// Layers whose worst-case accumulator reaches 2^24, where f32 may round (a runtime with
     /// f64 or integer convolutions would be exact there), with the bound.
     pub inexact: Vec<(String, u64)>,
+    /// For the `qdq` graph: each convolution's int8 output scale (1 where the layer is
+    /// exact); empty for the others.
+    pub scales: Vec<(String, f32)>,
 }
 
 /// The trained float model's folded parts, for the `float` graph: per requantized layer (by
@@ -53,22 +56,31 @@ pub struct FloatParts {
 
 /// A graph under construction: nodes, constants, and fresh value names.
 #[derive(Default)]
-struct Graph<'a> {
-    nodes: Vec<Message>,
-    constants: Vec<Message>,
+pub(super) struct Graph<'a> {
+    pub(super) nodes: Vec<Message>,
+    pub(super) constants: Vec<Message>,
     /// The float model's parts, for the `float` graph; none for `exact`.
     float: Option<&'a FloatParts>,
+    /// For the `qdq` graph: the int8 scale of each convolution's output (by layer name), and
+    /// the scale of every value that holds dequantized accumulators.
+    pub(super) qdq: Option<super::qdq::QdqState>,
 }
 
 impl Graph<'_> {
     /// Adds node `op` named `name`, whose one output is `name`; returns it.
-    fn op(&mut self, name: &str, op: &str, inputs: &[&str], attrs: &[(&str, Attr)]) -> String {
+    pub(super) fn op(
+        &mut self,
+        name: &str,
+        op: &str,
+        inputs: &[&str],
+        attrs: &[(&str, Attr)],
+    ) -> String {
         self.nodes
             .push(proto::node(name, op, inputs, &[name], attrs));
         name.to_string()
     }
 
-    fn float(&mut self, name: &str, dims: &[i64], values: &[f32]) -> String {
+    pub(super) fn float(&mut self, name: &str, dims: &[i64], values: &[f32]) -> String {
         self.constants.push(proto::float_tensor(name, dims, values));
         name.to_string()
     }
@@ -80,20 +92,28 @@ impl Graph<'_> {
 
     /// A same-padded, stride-1 convolution of `x` with ternary weights.
     fn conv(&mut self, name: &str, x: &str, w: &TernaryWeights) -> String {
-        let dims = [
-            w.out as i64,
-            (w.inputs / w.groups) as i64,
-            w.k as i64,
-            w.k as i64,
-        ];
+        if self.qdq.is_some() {
+            return self.qdq_conv(name, x, w);
+        }
         let values: Vec<f32> = w.codes.iter().map(|&c| c as f32).collect();
-        let weights = self.float(&format!("{name}.weight"), &dims, &values);
+        let weights = self.float(&format!("{name}.weight"), &conv_dims(w), &values);
+        self.conv_node(name, x, &weights, w)
+    }
+
+    /// The `Conv` node of `x` with the constant `weights` of the shape of `w`.
+    pub(super) fn conv_node(
+        &mut self,
+        name: &str,
+        x: &str,
+        weights: &str,
+        w: &TernaryWeights,
+    ) -> String {
         let p = (w.k / 2) as i64;
         let k = w.k as i64;
         self.op(
             name,
             "Conv",
-            &[x, &weights],
+            &[x, weights],
             &[
                 ("kernel_shape", Attr::Ints(vec![k, k])),
                 ("pads", Attr::Ints(vec![p, p, p, p])),
@@ -102,7 +122,19 @@ impl Graph<'_> {
             ],
         )
     }
+}
 
+/// ONNX's `[out, in / groups, k, k]` weight shape of `w`.
+pub(super) fn conv_dims(w: &TernaryWeights) -> [i64; 4] {
+    [
+        w.out as i64,
+        (w.inputs / w.groups) as i64,
+        w.k as i64,
+        w.k as i64,
+    ]
+}
+
+impl Graph<'_> {
     /// Codes of the accumulators `acc` of `layer`: the thresholds `channels` (`q` each), or
     /// with the float model's parts its affine, `Floor` and `Clip`.
     fn requant(&mut self, layer: &str, acc: &str, channels: &[ChannelRequant], q: usize) -> String {
@@ -323,21 +355,33 @@ impl Graph<'_> {
 
 /// The `exact` graph of `model`.
 pub fn export_exact(model: &IntModel) -> OnnxExport {
-    export(model, None)
+    export_with(model, None, None)
 }
 
 /// The `float` graph: `model`'s weights and gates with the trained float model's affines
 /// (`parts`, from `mognet_core::onnx::float_parts`): what Burn's eval path computes, with
 /// float `logits`.
 pub fn export_float(model: &IntModel, parts: &FloatParts) -> OnnxExport {
-    export(model, Some(parts))
+    export_with(model, Some(parts), None)
 }
 
-fn export(model: &IntModel, float: Option<&FloatParts>) -> OnnxExport {
+/// The graph of `model`: `exact`, or `float` with the float model's parts, or `qdq` with its
+/// scales.
+pub(super) fn export_with(
+    model: &IntModel,
+    float: Option<&FloatParts>,
+    qdq: Option<super::qdq::QdqState>,
+) -> OnnxExport {
     let spec = &model.spec;
     let q = spec.levels() as usize;
+    let graph_name = match (&float, &qdq) {
+        (Some(_), _) => "mognet-float",
+        (None, Some(_)) => "mognet-qdq",
+        (None, None) => "mognet-exact",
+    };
     let mut g = Graph {
         float,
+        qdq,
         ..Graph::default()
     };
     let mut x = "image".to_string();
@@ -396,14 +440,7 @@ fn export(model: &IntModel, float: Option<&FloatParts>) -> OnnxExport {
     for n in &g.nodes {
         graph.message(1, n);
     }
-    graph.string(
-        2,
-        if float.is_some() {
-            "mognet-float"
-        } else {
-            "mognet-exact"
-        },
-    );
+    graph.string(2, graph_name);
     for t in &g.constants {
         graph.message(5, t);
     }
@@ -419,5 +456,6 @@ fn export(model: &IntModel, float: Option<&FloatParts>) -> OnnxExport {
     OnnxExport {
         bytes: proto::model(&graph, OPSET, "mognet"),
         inexact,
+        scales: Vec::new(),
     }
 }

@@ -11,6 +11,10 @@ pub struct Message(Vec<u8>);
 pub enum ElemType {
     /// 32-bit float.
     Float = 1,
+    /// 8-bit unsigned integer.
+    Uint8 = 2,
+    /// 8-bit signed integer.
+    Int8 = 3,
     /// 64-bit signed integer.
     Int64 = 7,
     /// 64-bit float.
