@@ -18,12 +18,13 @@ ledger=${3:-}
 [ "$targets" = all ] && targets="load engines idx cifar png"
 cargo +nightly fuzz --version >/dev/null 2>&1 \
   || { echo "cargo-fuzz is missing: cargo install cargo-fuzz --locked" >&2; exit 1; }
-[ -f runs.tsv ] || printf 'date\ttarget\tseconds\texecutions\tcorpus\tcoverage\tcrashes\n' > runs.tsv
+[ -f runs.tsv ] || printf 'date\ttarget\tseconds\texecutions\tcorpus\tcoverage\tcrashes\tnote\n' > runs.tsv
 for target in $targets; do
   [ -f "fuzz_targets/$target.rs" ] || { echo "no fuzz target '$target'" >&2; exit 2; }
   mkdir -p "work/$target" "artifacts/$target"
   log=$(mktemp)
   status=0
+  started=$SECONDS
   # The readers are safe Rust, where a sanitizer finds nothing a panic would not; the engines
   # run unsafe SIMD, so they keep AddressSanitizer but skip comparison tracing, which took most
   # of their time and guides nothing: their inputs are structured choices, not parsed bytes.
@@ -37,14 +38,18 @@ for target in $targets; do
   cargo +nightly fuzz run --release "${flags[@]}" "$target" "work/$target" "corpus/$target" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
     -artifact_prefix="artifacts/$target/" >"$log" 2>&1 || status=$?
+  # Fuzzing time: libFuzzer's own count when it finished normally, else the wall time
+  # less the build (a crash stops it early).
+  elapsed=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
+  elapsed=${elapsed:-$(( SECONDS - started ))}
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   done_line=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$done_line")
   corpus=$(ls "work/$target" | wc -l)
   crashes=$([ $status -eq 0 ] && echo 0 || echo 1)
-  echo "$target: ${execs:-?} executions in ${seconds}s, coverage ${cov:-?} edges, corpus $corpus, exit $status"
+  echo "$target: ${execs:-?} executions in ${elapsed}s, coverage ${cov:-?} edges, corpus $corpus, exit $status"
   if [ "$ledger" != --no-ledger ]; then
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$target" "$seconds" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n' "$(date -u +%FT%TZ)" "$target" "$elapsed" \
       "${execs:-0}" "$corpus" "${cov:-0}" "$crashes" >> runs.tsv
     awk -F'\t' -v t="$target" '$2 == t { n += $4; s += $3; c += $7 }
       END { printf "%s: %d executions in %d s over all recorded runs, %d crashes\n", t, n, s, c }' runs.tsv

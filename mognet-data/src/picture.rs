@@ -36,6 +36,7 @@ impl Picture {
             path: path.to_path_buf(),
             detail,
         };
+        check_palettes(bytes).map_err(err)?;
         let mut decoder = png::Decoder::new_with_limits(
             std::io::Cursor::new(bytes),
             png::Limits { bytes: MAX_DECODED },
@@ -136,6 +137,30 @@ impl Picture {
     }
 }
 
+/// Refuses a palette (`PLTE` chunk) that is not 1 to 256 whole RGB entries: png 0.18.1 panics
+/// while expanding one whose length is not a multiple of 3 (found by fuzzing). The chunks are
+/// walked in order, as the decoder reads them; anything else wrong is left to the decoder.
+fn check_palettes(bytes: &[u8]) -> Result<(), String> {
+    let mut at = 8;
+    while let Some(header) = bytes.get(at..at + 8) {
+        let len = u32::from_be_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+        let kind = &header[4..8];
+        if kind == b"PLTE" && (len == 0 || len > 3 * 256 || !len.is_multiple_of(3)) {
+            return Err(format!(
+                "corrupt PNG: a palette of {len} bytes is not 1 to 256 RGB entries"
+            ));
+        }
+        if kind == b"IEND" {
+            break;
+        }
+        at = match at.checked_add(12).and_then(|a| a.checked_add(len)) {
+            Some(next) => next,
+            None => break,
+        };
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +207,63 @@ mod tests {
         assert_eq!(padded[2 * 32 + 2], 9);
         let err = digit.fit(path, 1, [16, 16], false).unwrap_err().to_string();
         assert!(err.contains("d.png") && err.contains("--resize"), "{err}");
+    }
+
+    #[test]
+    fn a_palette_of_partial_entries_is_an_error_not_a_decoder_panic() {
+        // What the fuzzer found, cut down: a 2-bit indexed 4x2 picture whose palette has 13
+        // bytes (png 0.18.1 panics expanding it).
+        let rows = [vec![0u8, 0x1b], vec![0u8, 0x1b]].concat();
+        let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut chunk = |kind: &[u8], data: &[u8]| {
+            bytes.extend((data.len() as u32).to_be_bytes());
+            let body = [kind, data].concat();
+            bytes.extend(&body);
+            bytes.extend(crc32(&body).to_be_bytes());
+        };
+        chunk(b"IHDR", &[0, 0, 0, 4, 0, 0, 0, 2, 2, 3, 0, 0, 0]);
+        chunk(b"PLTE", &[7; 13]);
+        chunk(b"IDAT", &zlib_stored(&rows));
+        chunk(b"IEND", &[]);
+        let err = Picture::decode_png(Path::new("p.png"), &bytes)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("p.png") && err.contains("palette of 13 bytes"),
+            "{err}"
+        );
+    }
+
+    /// CRC-32 (IEEE), for hand-made chunks.
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in data {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    /// A zlib stream holding `data` in one stored (uncompressed) block.
+    fn zlib_stored(data: &[u8]) -> Vec<u8> {
+        let (mut a, mut b) = (1u32, 0u32);
+        for &x in data {
+            a = (a + x as u32) % 65521;
+            b = (b + a) % 65521;
+        }
+        let len = data.len() as u16;
+        let mut out = vec![0x78, 0x01, 1];
+        out.extend(len.to_le_bytes());
+        out.extend((!len).to_le_bytes());
+        out.extend(data);
+        out.extend(((b << 16) | a).to_be_bytes());
+        out
     }
 
     #[test]
