@@ -17,7 +17,7 @@ ledger=${3:-}
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "SECONDS must be a whole number above 0, got '$seconds'" >&2; exit 2; }
 [ "$targets" = all ] && targets="load engines idx cifar png"
 cargo +nightly fuzz --version >/dev/null 2>&1 \
-  || { echo "cargo-fuzz is missing: cargo install cargo-fuzz --locked" >&2; exit 1; }
+  || { echo "needs the nightly toolchain (rustup toolchain install nightly) and cargo-fuzz (cargo install cargo-fuzz --locked)" >&2; exit 1; }
 [ -f runs.tsv ] || printf 'date\ttarget\tseconds\texecutions\tcorpus\tcoverage\tcrashes\tnote\n' > runs.tsv
 for target in $targets; do
   [ -f "fuzz_targets/$target.rs" ] || { echo "no fuzz target '$target'" >&2; exit 2; }
