@@ -17,7 +17,7 @@
 //!   `S * M + C`; `ArgMax` (on the logits cast to f64, exact below 2^53) picks the first
 //!   largest logit, as the engine does.
 
-use mognet_arch::{GateMode, MuxInputs, Node, pool_name};
+use mognet_arch::{GateMode, MuxInputs, NetSpec, Node, pool_name};
 
 use super::proto::{self, Attr, Dim, ElemType, Message};
 use crate::kernels::requant::ChannelRequant;
@@ -372,8 +372,6 @@ pub(super) fn export_with(
     float: Option<&FloatParts>,
     qdq: Option<super::qdq::QdqState>,
 ) -> OnnxExport {
-    let spec = &model.spec;
-    let q = spec.levels() as usize;
     let graph_name = match (&float, &qdq) {
         (Some(_), _) => "mognet-float",
         (None, Some(_)) => "mognet-qdq",
@@ -384,71 +382,10 @@ pub(super) fn export_with(
         qdq,
         ..Graph::default()
     };
-    let mut x = "image".to_string();
-    for node in spec.topology() {
-        x = match node {
-            Node::Stem { .. } => {
-                let acc = g.conv("stem", &x, &model.stem);
-                g.requant("stem", &acc, &model.stem_out, q)
-            }
-            Node::Pool { stage, .. } => {
-                let name = pool_name(stage);
-                let two = Attr::Ints(vec![2, 2]);
-                g.op(
-                    &name,
-                    "MaxPool",
-                    &[&x],
-                    &[("kernel_shape", two.clone()), ("strides", two)],
-                )
-            }
-            Node::Block(b) => {
-                let block = &model.blocks[b.index];
-                let name = b.id.to_string();
-                let f = g.cflog(&name, &x, &block.cflog, q);
-                match b.residual {
-                    None => f,
-                    Some(r) => g.gate(&b.id.layer("gate"), (&x, &f), &block.gate, r.gate, r.mux),
-                }
-            }
-            Node::Head { .. } => {
-                g.head(model, &x);
-                String::new()
-            }
-        };
-    }
-    let [h, w] = spec.input_size;
-    let batch = Dim::Param("N");
-    let image = proto::value_info(
-        "image",
-        ElemType::Float,
-        &[
-            batch.clone(),
-            Dim::Value(spec.in_channels as i64),
-            Dim::Value(h as i64),
-            Dim::Value(w as i64),
-        ],
-    );
-    let classes = Dim::Value(spec.num_classes as i64);
-    let logit_type = if float.is_some() {
-        ElemType::Float
-    } else {
-        ElemType::Int64
-    };
-    let logits = proto::value_info("logits", logit_type, &[batch.clone(), classes]);
-    let class = proto::value_info("class", ElemType::Int64, &[batch]);
-    let mut graph = Message::default();
-    for n in &g.nodes {
-        graph.message(1, n);
-    }
-    graph.string(2, graph_name);
-    for t in &g.constants {
-        graph.message(5, t);
-    }
-    graph
-        .message(11, &image)
-        .message(12, &logits)
-        .message(12, &class);
-    let inexact = spec
+    g.network(model);
+    let graph = g.into_message(graph_name, &model.spec);
+    let inexact = model
+        .spec
         .accumulator_bounds()
         .into_iter()
         .filter(|(_, b)| *b >= F32_EXACT as u64)
@@ -457,5 +394,74 @@ pub(super) fn export_with(
         bytes: proto::model(&graph, OPSET, "mognet"),
         inexact,
         scales: Vec::new(),
+    }
+}
+
+impl Graph<'_> {
+    /// The nodes of the whole network, from `image` to `logits` and `class`.
+    fn network(&mut self, model: &IntModel) {
+        let q = model.spec.levels() as usize;
+        let mut x = "image".to_string();
+        for node in model.spec.topology() {
+            x = match node {
+                Node::Stem { .. } => {
+                    let acc = self.conv("stem", &x, &model.stem);
+                    self.requant("stem", &acc, &model.stem_out, q)
+                }
+                Node::Pool { stage, .. } => {
+                    let two = Attr::Ints(vec![2, 2]);
+                    self.op(
+                        &pool_name(stage),
+                        "MaxPool",
+                        &[&x],
+                        &[("kernel_shape", two.clone()), ("strides", two)],
+                    )
+                }
+                Node::Block(b) => {
+                    let block = &model.blocks[b.index];
+                    let f = self.cflog(&b.id.to_string(), &x, &block.cflog, q);
+                    match b.residual {
+                        None => f,
+                        Some(r) => {
+                            let name = b.id.layer("gate");
+                            self.gate(&name, (&x, &f), &block.gate, r.gate, r.mux)
+                        }
+                    }
+                }
+                Node::Head { .. } => {
+                    self.head(model, &x);
+                    String::new()
+                }
+            };
+        }
+    }
+
+    /// The `GraphProto`: nodes, constants, and the input and outputs with their types.
+    fn into_message(self, name: &str, spec: &NetSpec) -> Message {
+        let [h, w] = spec.input_size;
+        let batch = Dim::Param("N");
+        let channels = Dim::Value(spec.in_channels as i64);
+        let (h, w) = (Dim::Value(h as i64), Dim::Value(w as i64));
+        let image = proto::value_info("image", ElemType::Float, &[batch.clone(), channels, h, w]);
+        let logit_type = match self.float {
+            Some(_) => ElemType::Float,
+            None => ElemType::Int64,
+        };
+        let classes = Dim::Value(spec.num_classes as i64);
+        let logits = proto::value_info("logits", logit_type, &[batch.clone(), classes]);
+        let class = proto::value_info("class", ElemType::Int64, &[batch]);
+        let mut graph = Message::default();
+        for n in &self.nodes {
+            graph.message(1, n);
+        }
+        graph.string(2, name);
+        for t in &self.constants {
+            graph.message(5, t);
+        }
+        graph
+            .message(11, &image)
+            .message(12, &logits)
+            .message(12, &class);
+        graph
     }
 }
