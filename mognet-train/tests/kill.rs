@@ -3,26 +3,19 @@
 //! was never interrupted, and never loses its last checkpoint.
 #![cfg(unix)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::Config as _;
-use burn::tensor::{Device, Tensor};
-use mognet_core::persist::{RunWeights, load_run_model};
+use common::{last_weights, scratch};
 use mognet_core::{MognetConfig, SplitMix64, StageSpec};
 use mognet_train::train::checkpoint::{self, PAUSE_VAR};
 
+mod common;
+
 /// Kills of the interrupted run.
 const KILLS: usize = 24;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mognet-kill-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A small network, 4 epochs of 16 steps, a checkpoint after every step.
 fn start(config: &Path, run: &Path, pause_ms: u64) -> Child {
@@ -66,21 +59,6 @@ fn start(config: &Path, run: &Path, pause_ms: u64) -> Child {
     cmd.spawn().expect("mognet-train starts")
 }
 
-struct AllFloats(Vec<u32>);
-impl ModuleVisitor for AllFloats {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let values = param.val().into_data().try_into_vec_as::<f32>().unwrap();
-        self.0.extend(values.iter().map(|v| v.to_bits()));
-    }
-}
-
-fn last_weights(run: &Path) -> Vec<u32> {
-    let (_, model) = load_run_model(run, RunWeights::Last, &Device::flex()).unwrap();
-    let mut all = AllFloats(Vec::new());
-    model.visit(&mut all);
-    all.0
-}
-
 /// The step of the checkpoint `last.json` names, after checking that it is whole: its state
 /// reads and both binary files match their recorded CRCs. `None` before the first checkpoint.
 fn intact_checkpoint_step(run: &Path) -> Option<usize> {
@@ -116,7 +94,8 @@ fn killed_mid_checkpoint(run: &Path) -> bool {
 
 #[test]
 fn a_run_killed_at_random_moments_resumes_to_the_uninterrupted_weights() {
-    let dir = scratch("run");
+    let dir = scratch("kill", "run");
+    std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("model.json");
     let stage = |n, groups| StageSpec {
         n,

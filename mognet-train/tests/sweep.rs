@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use mognet_train::sweep::{Grid, JobStatus, Shard, SweepError, SweepOptions, collect, run_sweep};
 
+mod common;
+
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mognet-sweep-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    common::scratch("sweep", name)
 }
 
 fn grid() -> Grid {

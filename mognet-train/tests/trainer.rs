@@ -2,9 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Device, DeviceKind, Tensor};
-use mognet_core::persist::{RunWeights, load_run_model};
+use burn::tensor::{Device, DeviceKind};
+use common::last_weights;
 use mognet_core::{MognetConfig, StageSpec};
 use mognet_train::data::DatasetKind;
 use mognet_train::train::checkpoint::{self, CheckpointError};
@@ -12,14 +11,14 @@ use mognet_train::train::{
     EpochMetrics, RunConfig, TrainConfig, TrainError, read_test, test_best, train,
 };
 
+mod common;
+
 fn sample_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../datasets/samples/fashion-mnist")
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mognet-trainer-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    common::scratch("trainer", name)
 }
 
 fn tiny_run(epochs: usize, limit: usize) -> RunConfig {
@@ -46,24 +45,6 @@ fn tiny_run(epochs: usize, limit: usize) -> RunConfig {
 }
 
 fn quiet(_: &str) {}
-
-/// Bit patterns of every float tensor of a module, in visiting order.
-struct AllFloats(Vec<u32>);
-impl ModuleVisitor for AllFloats {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let values = param.val().into_data().try_into_vec_as::<f32>().unwrap();
-        self.0.extend(values.iter().map(|v| v.to_bits()));
-    }
-}
-
-/// Every parameter and running statistic of a run's last checkpoint, bit for bit (the files
-/// themselves differ in the parameter ids, which are random per model instance).
-fn last_weights(run: &Path) -> Vec<u32> {
-    let (_, model) = load_run_model(run, RunWeights::Last, &Device::flex()).unwrap();
-    let mut all = AllFloats(Vec::new());
-    model.visit(&mut all);
-    all.0
-}
 
 fn metrics(run: &Path) -> Vec<EpochMetrics> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
