@@ -77,9 +77,7 @@ fn every_variant_matches_the_reference_on_random_networks() {
             ca16 += b.ca16 as usize;
         }
         let mut rng = SplitMix64::new(seed);
-        let images: Vec<u8> = (0..3 * fast.image_len())
-            .map(|_| rng.next_u64() as u8)
-            .collect();
+        let images = random::pixels(&mut rng, 3 * fast.image_len());
         for img in images.chunks_exact(fast.image_len()) {
             let expected = model.predict(img).unwrap();
             for &v in &variants {
@@ -178,9 +176,7 @@ fn pw1_sums_too_wide_for_i16_take_the_i32_path() {
     assert!(blocks[1].gconv_half.is_some(), "an 8-channel PW1 fits i16");
     let mut rng = SplitMix64::new(3);
     for _ in 0..3 {
-        let img: Vec<u8> = (0..fast.image_len())
-            .map(|_| rng.next_u64() as u8)
-            .collect();
+        let img = random::pixels(&mut rng, fast.image_len());
         let expected = model.predict(&img).unwrap();
         for v in Variant::available() {
             assert_eq!(

@@ -6,7 +6,9 @@ use tract_onnx::prelude::*;
 
 use super::{export_exact, export_qdq};
 use crate::fast::tests::{random_model, spec};
+use crate::kernels::head::argmax;
 use crate::model::IntModel;
+use crate::random;
 use mognet_arch::rng::SplitMix64;
 
 #[test]
@@ -18,13 +20,11 @@ fn exact_graphs_of_random_networks_give_the_engines_logits() {
         let model = random_model(spec.clone(), seed + 1000);
         let export = export_exact(&model);
         assert!(export.inexact.is_empty(), "{:?}", export.inexact);
-        let [c, h, w] = model.input_shape();
-        let n = 3;
-        let mut rng = SplitMix64::new(seed);
-        let pixels: Vec<u8> = (0..n * c * h * w).map(|_| rng.next_u64() as u8).collect();
+        let len = model.image_len();
+        let pixels = random::pixels(&mut SplitMix64::new(seed), 3 * len);
         let logits = run_in_tract(&export.bytes, &model, &pixels);
         for (i, row) in logits.outer_iter().enumerate() {
-            let image = &pixels[i * c * h * w..(i + 1) * c * h * w];
+            let image = &pixels[i * len..(i + 1) * len];
             let expected = model.predict(image).unwrap();
             let got: Vec<i64> = row.iter().copied().collect();
             assert_eq!(got, expected.logits, "seed {seed} image {i} {spec:?}");
@@ -87,10 +87,7 @@ fn qdq_graphs_are_exact_where_every_scale_is_one_and_close_elsewhere() {
         if small {
             clamp_thresholds(&mut model, 100);
         }
-        let mut rng = SplitMix64::new(seed);
-        let pixels: Vec<u8> = (0..4 * model.image_len())
-            .map(|_| rng.next_u64() as u8)
-            .collect();
+        let pixels = random::pixels(&mut SplitMix64::new(seed), 4 * model.image_len());
         let export = export_qdq(&model, &pixels).unwrap();
         assert!(
             export.scales.iter().all(|(_, s)| *s >= 1.0),
@@ -105,8 +102,7 @@ fn qdq_graphs_are_exact_where_every_scale_is_one_and_close_elsewhere() {
             if all_one {
                 assert_eq!(got, expected.logits, "seed {seed} image {i}");
             } else {
-                let class = (0..got.len()).max_by_key(|&k| (got[k], std::cmp::Reverse(k)));
-                agree += (class == Some(expected.class)) as usize;
+                agree += (argmax(&got) == expected.class) as usize;
                 images += 1;
             }
         }
