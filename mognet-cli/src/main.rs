@@ -165,15 +165,8 @@ enum Command {
         /// The float weights (`float` style only): NAME.bpk with NAME.config.json beside it.
         #[arg(long)]
         weights: Option<PathBuf>,
-        /// `qdq` style: the dataset whose first training images calibrate the int8 scales.
-        #[arg(long, value_enum, default_value = "fashion-mnist")]
-        calibration_dataset: mognet_data::DatasetKind,
-        /// `qdq` style: the folder of the calibration dataset.
-        #[arg(long, default_value = "datasets/samples/fashion-mnist")]
-        calibration_dir: PathBuf,
-        /// `qdq` style: how many training images calibrate the scales.
-        #[arg(long, default_value_t = 1000)]
-        calibration_images: usize,
+        #[command(flatten)]
+        calibration: Calibration,
     },
     /// The bit table of a `.mognet` file, with its actual widths and size.
     Summary {
@@ -272,28 +265,14 @@ fn main() -> Result<()> {
             style,
             run,
             weights,
-            calibration_dataset,
-            calibration_dir,
-            calibration_images,
+            calibration,
         } => {
-            let calibration = Calibration {
-                dataset: calibration_dataset,
-                dir: calibration_dir,
-                images: calibration_images,
-            };
-            let float = match (run, weights) {
-                (Some(run), _) => Some(FloatWeights {
-                    run: Some(run),
-                    checkpoint: Which::Best,
-                    weights: None,
-                }),
-                (None, Some(file)) => Some(FloatWeights {
-                    run: None,
-                    checkpoint: Which::Best,
-                    weights: Some(file),
-                }),
-                (None, None) => None,
-            };
+            // clap refuses both at once.
+            let float = (run.is_some() || weights.is_some()).then_some(FloatWeights {
+                run,
+                checkpoint: Which::Best,
+                weights,
+            });
             export_onnx(&model, &out, style, float.as_ref(), &calibration)
         }
         Command::Eval {
@@ -446,9 +425,23 @@ fn eval(path: &Path, data: &TestSet, classes: Option<&Path>) -> Result<()> {
 }
 
 /// Where the `qdq` style's calibration images come from.
+#[derive(Debug, clap::Args)]
 struct Calibration {
+    /// `qdq` style: the dataset whose first training images calibrate the int8 scales.
+    #[arg(
+        long = "calibration-dataset",
+        value_enum,
+        default_value = "fashion-mnist"
+    )]
     dataset: mognet_data::DatasetKind,
+    /// `qdq` style: the folder of the calibration dataset.
+    #[arg(
+        long = "calibration-dir",
+        default_value = "datasets/samples/fashion-mnist"
+    )]
     dir: PathBuf,
+    /// `qdq` style: how many training images calibrate the scales.
+    #[arg(long = "calibration-images", default_value_t = 1000)]
     images: usize,
 }
 
