@@ -17,6 +17,72 @@ mod common;
 /// Kills of the interrupted run.
 const KILLS: usize = 24;
 
+/// How long each checkpoint pauses between its files in the killed run (see [`PAUSE_VAR`]).
+const PAUSE_MS: u64 = 15;
+
+/// When a kill lands, relative to what the run is doing.
+#[derive(Clone, Copy)]
+enum Moment {
+    /// Up to 150 ms after the process starts: loading, or the first step.
+    StartUp,
+    /// Just after a checkpoint newer than the last one seen is complete: within a step.
+    MidStep,
+    /// While a checkpoint newer than the last one seen is being written.
+    MidCheckpoint,
+}
+
+impl Moment {
+    const ALL: [Moment; 3] = [Moment::StartUp, Moment::MidStep, Moment::MidCheckpoint];
+
+    /// Waits for this moment of the run in `run`, whose last checkpoint was at `step`; false
+    /// when the process ended first.
+    fn wait(self, child: &mut Child, run: &Path, step: usize, rng: &mut SplitMix64) -> bool {
+        let newer = || progress_step(run).is_some_and(|s| s > step);
+        let reached = match self {
+            Moment::StartUp => {
+                std::thread::sleep(Duration::from_millis(rng.next_u64() % 150));
+                true
+            }
+            Moment::MidStep => poll(child, newer),
+            Moment::MidCheckpoint => {
+                poll(child, newer) && poll(child, || killed_mid_checkpoint(run))
+            }
+        };
+        let jitter = match self {
+            Moment::StartUp => 0,
+            Moment::MidStep => rng.next_u64() % 10,
+            Moment::MidCheckpoint => rng.next_u64() % PAUSE_MS,
+        };
+        std::thread::sleep(Duration::from_millis(jitter));
+        reached && child.try_wait().unwrap().is_none()
+    }
+}
+
+/// Polls `condition` every millisecond until it holds (true) or the process ends (false).
+fn poll(child: &mut Child, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        if condition() {
+            return true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run made no progress in 300 s"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The step of the checkpoint `last.json` names, read while the run may be replacing it: a
+/// failed read (the folder just removed) is `None`, as before the first checkpoint.
+fn progress_step(run: &Path) -> Option<usize> {
+    let dir = checkpoint::last_dir(run).ok()?;
+    checkpoint::load_state(&dir).ok().map(|s| s.step)
+}
+
 /// A small network, 4 epochs of 16 steps, a checkpoint after every step.
 fn start(config: &Path, run: &Path, pause_ms: u64) -> Child {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/samples/fashion-mnist");
@@ -27,7 +93,7 @@ fn start(config: &Path, run: &Path, pause_ms: u64) -> Child {
         .arg(config)
         .args([
             "--epochs",
-            "3",
+            "4",
             "--batch-size",
             "32",
             "--limit-train",
@@ -120,13 +186,15 @@ fn a_run_killed_at_random_moments_resumes_to_the_uninterrupted_weights() {
     let mut rng = SplitMix64::new(2026);
     let (mut mid_checkpoint, mut last_step) = (0, 0);
     for kill in 0..KILLS {
-        let mut child = start(&config, &killed, 15);
-        // Anywhere from the process's start (about 0.2 s of loading) to a few steps in.
-        let ms = 100 + rng.next_u64() % 900;
-        std::thread::sleep(Duration::from_millis(ms));
-        if child.try_wait().unwrap().is_some() {
-            panic!("kill {kill}: the run finished before it was killed; make it longer");
-        }
+        let mut child = start(&config, &killed, PAUSE_MS);
+        // Timed from the run's progress, not from its start, so that each kill costs the run
+        // about one step on a fast machine or a slow one.
+        let moment = Moment::ALL[(rng.next_u64() % 3) as usize];
+        let still_running = moment.wait(&mut child, &killed, last_step, &mut rng);
+        assert!(
+            still_running,
+            "kill {kill}: the run finished before it was killed; make it longer"
+        );
         child.kill().unwrap();
         child.wait().unwrap();
         mid_checkpoint += killed_mid_checkpoint(&killed) as usize;
@@ -138,7 +206,7 @@ fn a_run_killed_at_random_moments_resumes_to_the_uninterrupted_weights() {
             last_step = step;
         }
     }
-    let status = start(&config, &killed, 15).wait().unwrap();
+    let status = start(&config, &killed, PAUSE_MS).wait().unwrap();
     assert!(status.success(), "the resumed run failed: {status}");
     eprintln!(
         "{KILLS} kills, {mid_checkpoint} in the middle of a checkpoint; last checkpoint before \
