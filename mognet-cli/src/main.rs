@@ -1,5 +1,7 @@
 //! `mognet-infer`: export a trained run to a `.mognet` file and run it as an integer program.
 
+mod bench;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
@@ -85,18 +87,6 @@ enum OnnxStyle {
     /// The integer computation with each convolution in ONNX Runtime's int8 QDQ form (int8
     /// output scales calibrated on training images).
     Qdq,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum VariantArg {
-    /// AVX-512 with VNNI for the 1x1 convolutions on codes.
-    Avx512Vnni,
-    /// AVX-512.
-    Avx512,
-    /// AVX2.
-    Avx2,
-    /// No explicit SIMD target.
-    Portable,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -198,43 +188,9 @@ enum Command {
         data: TestSet,
     },
     /// Benchmark the fast integer engine: images/s (median), MAC/s, kernel variant, time per
-    /// layer kind, the measured roofline; `--compare` adds the scalar reference and Burn's Flex
-    /// float eval on the same inputs.
-    Bench {
-        /// A model file.
-        #[arg(long, conflicts_with_all = ["preset", "run"])]
-        model: Option<PathBuf>,
-        /// A freshly initialised preset (folded from Burn), when no model file is given.
-        #[arg(long, conflicts_with = "run")]
-        preset: Option<mognet_core::Preset>,
-        /// A trained run (its best weights, folded).
-        #[arg(long)]
-        run: Option<PathBuf>,
-        /// Input channels of a preset.
-        #[arg(long, default_value_t = 1)]
-        in_channels: usize,
-        /// Classes of a preset.
-        #[arg(long, default_value_t = 10)]
-        num_classes: usize,
-        /// A preset with BN + QReLU after each grouped convolution (`inner_norm`).
-        #[arg(long, requires = "preset")]
-        inner_norm: bool,
-        /// Images per batch.
-        #[arg(long, default_value_t = 64)]
-        batch: usize,
-        /// Threads.
-        #[arg(long, default_value_t = 1)]
-        threads: usize,
-        /// Timed rounds (median reported).
-        #[arg(long, default_value_t = 7)]
-        rounds: usize,
-        /// Kernel variant (default: the fastest this CPU runs).
-        #[arg(long, value_enum)]
-        variant: Option<VariantArg>,
-        /// Also time the scalar reference and the Burn Flex float eval.
-        #[arg(long)]
-        compare: bool,
-    },
+    /// layer kind, the measured roofline; `--compare` adds the scalar reference, Burn's Flex
+    /// float eval and tract running the model's ONNX export, on the same inputs.
+    Bench(bench::BenchArgs),
     /// Classify PNG images (grayscale or RGB), printing the class and the logits.
     Classify {
         /// The model file.
@@ -290,33 +246,7 @@ fn main() -> Result<()> {
             resize,
             images,
         } => classify(&model, resize, &images),
-        Command::Bench {
-            model,
-            preset,
-            run,
-            in_channels,
-            num_classes,
-            inner_norm,
-            batch,
-            threads,
-            rounds,
-            variant,
-            compare,
-        } => {
-            let source = match (model, preset, run) {
-                (Some(m), _, _) => Source::File(m),
-                (_, _, Some(r)) => Source::Run(r),
-                (_, Some(p), _) => Source::Preset(p, in_channels, num_classes, inner_norm),
-                _ => bail!("give --model, --run or --preset"),
-            };
-            let variant = variant.map(|v| match v {
-                VariantArg::Avx512Vnni => Variant::Avx512Vnni,
-                VariantArg::Avx512 => Variant::Avx512,
-                VariantArg::Avx2 => Variant::Avx2,
-                VariantArg::Portable => Variant::Portable,
-            });
-            bench(source, batch, threads, rounds, variant, compare)
-        }
+        Command::Bench(args) => bench::bench(&args),
     }
 }
 
@@ -560,224 +490,6 @@ fn parity(weights: &FloatWeights, path: &Path, data: &TestSet) -> Result<()> {
     let report =
         mognet_core::parity::parity(&float_model, &config, &fold_report, &model, &set, &device)?;
     println!("{}", report.render());
-    Ok(())
-}
-
-enum Source {
-    File(PathBuf),
-    Run(PathBuf),
-    Preset(mognet_core::Preset, usize, usize, bool),
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
-}
-
-/// Median images/s of `rounds` timed calls of `run`, each classifying `images` images.
-fn median_rate(rounds: usize, images: usize, mut run: impl FnMut()) -> f64 {
-    median(
-        (0..rounds)
-            .map(|_| {
-                let t = std::time::Instant::now();
-                run();
-                images as f64 / t.elapsed().as_secs_f64()
-            })
-            .collect(),
-    )
-}
-
-/// The integer model to benchmark, the float model it came from (when there is one), and a name.
-fn bench_model(
-    source: Source,
-    device: &Device,
-) -> Result<(IntModel, Option<mognet_core::Mognet>, String)> {
-    Ok(match source {
-        Source::File(path) => (IntModel::load(&path)?.0, None, path.display().to_string()),
-        Source::Run(run) => {
-            let (config, m) = load_run_model(&run, RunWeights::Best, device)?;
-            (fold(&m, &config)?.0, Some(m), run.display().to_string())
-        }
-        Source::Preset(p, c, k, inner_norm) => {
-            let config = mognet_core::MognetConfig::preset(p, c, k).with_inner_norm(inner_norm);
-            let m = config.init(device)?;
-            let inner = if inner_norm { ", inner_norm" } else { "" };
-            (
-                fold(&m, &config)?.0,
-                Some(m),
-                format!("{p} (fresh, {c} channel(s), {k} classes{inner})"),
-            )
-        }
-    })
-}
-
-/// The per-layer-kind time shares and the rooflines, after the timed run reached `rate`.
-fn print_profile(fast: &FastModel, images: &[u8], variant: Variant, rate: f64, threads: usize) {
-    let macs = fast.macs() as f64;
-    let mut scratch = fast.scratch();
-    let mut profile = mognet_infer::fast::Profile::default();
-    for img in images.chunks_exact(fast.image_len()) {
-        // The images were made at the model's size (chunks_exact of its length).
-        let _ = fast.predict_profiled(img, &mut scratch, variant, Some(&mut profile));
-    }
-    let total: f64 = profile.0.iter().sum();
-    let shares: Vec<String> = mognet_infer::fast::KINDS
-        .iter()
-        .zip(profile.0)
-        .map(|(k, t)| format!("{k} {:.1}%", 100.0 * t / total.max(1e-12)))
-        .collect();
-    println!("time per layer kind (1 thread): {}", shares.join(", "));
-    let peak = mognet_infer::fast::peak::measure(variant);
-    let achieved_per_thread = rate * macs / threads as f64;
-    println!(
-        "roofline ({} i32 vector adds, one per ternary MAC): peak {:.1} G adds/s per thread measured; reached {:.1}%",
-        variant.name(),
-        peak.i32_adds / 1e9,
-        100.0 * achieved_per_thread / peak.i32_adds
-    );
-    if let Some(v) = peak.int8_macs {
-        println!(
-            "int8 roofline (AVX-512 VNNI vpdpbusd): peak {:.1} G MAC/s per thread measured; reached {:.1}%",
-            v / 1e9,
-            100.0 * achieved_per_thread / v
-        );
-    }
-}
-
-/// Images/s of the scalar reference engine on the first (at most 16) images.
-fn scalar_rate(model: &IntModel, images: &[u8], batch: usize, threads: usize) -> (usize, f64) {
-    let len = model.image_len();
-    let n = batch.min(16);
-    let rate = median_rate(3, n, || {
-        std::thread::scope(|s| {
-            let per = n.div_ceil(threads.max(1));
-            for part in images[..n * len].chunks(per * len) {
-                s.spawn(move || {
-                    part.chunks_exact(len)
-                        .filter_map(|img| model.predict(img).ok().map(|p| p.class))
-                        .sum::<usize>()
-                });
-            }
-        });
-    });
-    (n, rate)
-}
-
-/// Images/s of Burn's Flex backend evaluating the float model on the same images.
-fn flex_rate(
-    m: &mognet_core::Mognet,
-    spec: &mognet_core::NetSpec,
-    images: &[u8],
-    batch: usize,
-    threads: usize,
-    device: &Device,
-) -> Result<f64> {
-    let m = burn::module::Module::valid(m);
-    let [h, w] = spec.input_size;
-    let x: Vec<f32> = images.iter().map(|&p| p as f32 / 255.0).collect();
-    let x = burn::tensor::Tensor::<4>::from_data(
-        burn::tensor::TensorData::new(x, [batch, spec.in_channels, h, w]),
-        device,
-    );
-    // Flex parallelises on the current rayon pool: give it the same thread count.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .build()
-        .context("starting the thread pool for the Flex eval")?;
-    Ok(pool.install(|| {
-        let _ = m.forward(x.clone()).into_data();
-        median_rate(3, batch, || {
-            let _ = m.forward(x.clone()).into_data();
-        })
-    }))
-}
-
-/// The variant asked for, or the best this CPU runs; an error when the CPU lacks it.
-fn bench_variant(variant: Option<Variant>) -> Result<Variant> {
-    let available = Variant::available();
-    let variant = variant.unwrap_or_else(Variant::detect);
-    if !variant.is_available() {
-        bail!(
-            "variant {} is not available on this CPU (available: {:?})",
-            variant.name(),
-            available
-        );
-    }
-    let names: Vec<_> = available.iter().map(|v| v.name()).collect();
-    println!(
-        "kernels: {} (available: {})",
-        variant.name(),
-        names.join(", ")
-    );
-    Ok(variant)
-}
-
-/// The largest batch `bench` takes: its images are held in memory at once.
-const MAX_BENCH_BATCH: usize = 65_536;
-
-fn bench(
-    source: Source,
-    batch: usize,
-    threads: usize,
-    rounds: usize,
-    variant: Option<Variant>,
-    compare: bool,
-) -> Result<()> {
-    for (flag, value, max) in [
-        ("--batch", batch, MAX_BENCH_BATCH),
-        ("--threads", threads, 1024),
-        ("--rounds", rounds, 10_000),
-    ] {
-        if !(1..=max).contains(&value) {
-            bail!("{flag} must be between 1 and {max}, got {value}");
-        }
-    }
-    let device = Device::flex();
-    let (model, float_model, name) = bench_model(source, &device)?;
-    let fast = FastModel::new(&model);
-    let mut rng = mognet_arch::rng::SplitMix64::new(42);
-    let images: Vec<u8> = (0..batch * fast.image_len())
-        .map(|_| (rng.next_u64() % 256) as u8)
-        .collect();
-    let macs = fast.macs() as f64;
-    println!("model: {name}; {:.2} M MACs per image", macs / 1e6);
-    let variant = bench_variant(variant)?;
-    // Check the fast engine against the reference on the first image before timing it.
-    let first = &images[..fast.image_len()];
-    if fast.predict(first, &mut fast.scratch(), variant)? != model.predict(first)? {
-        bail!("fast kernels disagree with the reference: refusing to benchmark");
-    }
-    // Threads and working memory are set up once, as a serving loop would.
-    let runner = mognet_infer::fast::runner::Runner::new(&fast, threads, variant);
-    runner.predict_batch(&images)?;
-    let rate = median_rate(rounds, batch, || {
-        let _ = std::hint::black_box(runner.predict_batch(&images));
-    });
-    println!(
-        "fast engine: batch {batch}, {threads} thread(s): {rate:.0} images/s (median of {rounds}), {:.2} GMAC/s",
-        rate * macs / 1e9
-    );
-    print_profile(&fast, &images, variant, rate, threads);
-    if !compare {
-        return Ok(());
-    }
-    let (n, scalar) = scalar_rate(&model, &images, batch, threads);
-    println!(
-        "scalar reference: {scalar:.1} images/s ({n} images, {threads} thread(s)); fast/scalar = {:.1}x",
-        rate / scalar
-    );
-    match float_model {
-        Some(m) => {
-            let flex = flex_rate(&m, &model.spec, &images, batch, threads, &device)?;
-            println!(
-                "Burn Flex float eval: {flex:.1} images/s (batch {batch}, {threads} thread(s)); fast/flex = {:.1}x",
-                rate / flex
-            );
-        }
-        None => {
-            println!("Burn Flex float eval: not run (give --run or --preset for a float model)")
-        }
-    }
     Ok(())
 }
 

@@ -31,6 +31,10 @@ const CASES: &[(&str, &str)] = &[
     ("bench --preset mognet-x", "unknown preset"),
     ("bench", "give --model, --run or --preset"),
     ("bench --model MISSING.mognet", "MISSING.mognet"),
+    (
+        "bench --preset mognet-s --batch 1 --onnx-dir /proc/nope",
+        "creating /proc/nope",
+    ),
     ("summary --model MISSING.mognet", "MISSING.mognet"),
     ("summary --model README.md", "README.md"),
     (
@@ -116,5 +120,5 @@ fn absurd_arguments_are_errors_never_panics() {
             "`{args}`: the error should say \"{expected}\":\n{stderr}"
         );
     }
-    assert_eq!(CASES.len(), 31);
+    assert_eq!(CASES.len(), 32);
 }
