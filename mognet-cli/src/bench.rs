@@ -381,28 +381,17 @@ fn write_exports(dir: &Path, exports: &[(&str, OnnxExport)]) -> Result<()> {
     Ok(())
 }
 
-/// Images/s of tract running `graph` on `images` (pixels as floats, the exports' input), the
-/// whole batch per call, with `threads` threads for its matrix products.
+/// Images/s of tract running `graph` on `images` (the whole batch per call), with `threads`
+/// threads for its matrix products.
 fn tract_rate(graph: &[u8], model: &IntModel, images: &[u8], threads: usize) -> Result<f64> {
-    use tract_onnx::prelude::*;
-    let [c, h, w] = model.input_shape();
     let n = images.len() / model.image_len();
-    let plan = tract_onnx::onnx()
-        .model_for_read(&mut &graph[..])
-        .and_then(|m| m.with_input_fact(0, f32::fact([n, c, h, w]).into()))
-        .and_then(|m| m.into_optimized())
-        .and_then(|m| m.into_runnable())
-        .map_err(|e| anyhow::anyhow!("tract cannot run the export: {e}"))?;
-    let floats: Vec<f32> = images.iter().map(|&p| p as f32).collect();
-    let input: TValue = Tensor::from_shape(&[n, c, h, w], &floats)
-        .map_err(|e| anyhow::anyhow!("tract input: {e}"))?
-        .into();
+    let plan = crate::tract::Plan::new(graph, model, n)?;
+    let input = plan.input(images)?;
     let executor = tract_linalg::multithread::Executor::multithread(threads);
     tract_linalg::multithread::multithread_tract_scope(executor, || {
-        let run = || plan.run(tvec!(input.clone()));
-        run().map_err(|e| anyhow::anyhow!("tract run: {e}"))?;
+        plan.run(&input)?;
         Ok(median_rate(3, n, || {
-            let _ = std::hint::black_box(run());
+            let _ = std::hint::black_box(plan.run(&input));
         }))
     })
 }

@@ -1,6 +1,7 @@
 //! `mognet-infer`: export a trained run to a `.mognet` file and run it as an integer program.
 
 mod bench;
+mod tract;
 
 use std::path::{Path, PathBuf};
 
@@ -158,6 +159,18 @@ enum Command {
         #[command(flatten)]
         calibration: Calibration,
     },
+    /// Run an ONNX export in tract on a test set and compare its classes with the integer
+    /// engine's; last line `tract: accuracy ...; classes differing from the engine: N of M`.
+    CheckOnnx {
+        /// The model file the graph was exported from.
+        #[arg(long)]
+        model: PathBuf,
+        /// The ONNX graph (`export-onnx`, any style).
+        #[arg(long)]
+        graph: PathBuf,
+        #[command(flatten)]
+        data: TestSet,
+    },
     /// The bit table of a `.mognet` file, with its actual widths and size.
     Summary {
         /// The model file.
@@ -236,6 +249,12 @@ fn main() -> Result<()> {
             data,
             classes,
         } => eval(&model, &data, classes.as_deref()),
+        Command::CheckOnnx { model, graph, data } => {
+            let (model, _) = IntModel::load(&model)?;
+            let set = data.load()?;
+            check_shape(&model, &set, data.name())?;
+            tract::check_onnx(&model, &graph, &set)
+        }
         Command::Parity {
             weights,
             model,

@@ -32,6 +32,14 @@ const CASES: &[(&str, &str)] = &[
     ("bench", "give --model, --run or --preset"),
     ("bench --model MISSING.mognet", "MISSING.mognet"),
     (
+        "check-onnx --model checkpoints/mognet-s-fmnist.mognet --graph MISSING.onnx --dataset fashion-mnist --data-dir datasets/samples/fashion-mnist --limit 10",
+        "MISSING.onnx",
+    ),
+    (
+        "check-onnx --model checkpoints/mognet-s-fmnist.mognet --graph README.md --dataset fashion-mnist --data-dir datasets/samples/fashion-mnist --limit 10",
+        "loading README.md in tract",
+    ),
+    (
         "bench --preset mognet-s --batch 1 --onnx-dir /proc/nope",
         "creating /proc/nope",
     ),
@@ -120,5 +128,5 @@ fn absurd_arguments_are_errors_never_panics() {
             "`{args}`: the error should say \"{expected}\":\n{stderr}"
         );
     }
-    assert_eq!(CASES.len(), 32);
+    assert_eq!(CASES.len(), 34);
 }
