@@ -70,7 +70,8 @@ pub struct BenchArgs {
     /// Kernel variant (default: the fastest this CPU runs).
     #[arg(long, value_enum)]
     pub variant: Option<VariantArg>,
-    /// Also time the scalar reference and the Burn Flex float eval.
+    /// Also time the scalar reference, the Burn Flex float eval and tract on the model's ONNX
+    /// export.
     #[arg(long)]
     pub compare: bool,
     /// Write the model's ONNX exports into this folder: `exact.onnx`, `qdq.onnx` (int8 scales
@@ -287,14 +288,21 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         rate * macs / 1e9
     );
     print_profile(&fast, &images, variant, rate, threads);
+    if args.onnx_dir.is_none() && !args.compare {
+        return Ok(());
+    }
+    // Made once for both uses; the qdq export (a calibration pass of the scalar engine) only
+    // when it is written.
+    let exports = onnx_exports(
+        &model,
+        float_model.as_ref(),
+        &images,
+        args.onnx_dir.is_some(),
+    )?;
     if let Some(dir) = &args.onnx_dir {
-        write_exports(
-            dir,
-            &onnx_exports(&model, float_model.as_ref(), &images, true)?,
-        )?;
+        write_exports(dir, &exports)?;
     }
     if args.compare {
-        let exports = onnx_exports(&model, float_model.as_ref(), &images, false)?;
         compare(
             &model,
             float_model.as_ref(),
