@@ -2,8 +2,9 @@
 # Exports every shipped model (checkpoints/*.mognet) in the three ONNX styles and runs each
 # graph on the full Fashion-MNIST test set in ONNX Runtime (scripts/check-onnx.py, with
 # onnx.checker) and in tract (`mognet-infer check-onnx`), counting the classes that differ from
-# the integer engine's. The `exact` graphs must agree on every image (the script fails
-# otherwise); `float` (made only where NAME.bpk is shipped) and `qdq` are reported.
+# the integer engine's. Every graph must run in both; the `exact` graphs must also agree on
+# every image (the script fails otherwise); `float` (made only where NAME.bpk is shipped) and
+# `qdq` are reported.
 #
 #   scripts/check-shipped-onnx.sh [OUT_DIR]
 #
@@ -44,7 +45,8 @@ for model in checkpoints/*.mognet; do
       qdq) extra=(--calibration-dataset fashion-mnist --calibration-dir "$data") ;;
     esac
     "$infer" export-onnx --model "$model" --out "$graph" --style "$style" "${extra[@]}"
-    # check-onnx.py exits 1 when classes differ, which only the exact style must not do.
+    # check-onnx.py exits 1 when classes differ, which only the exact style must not do; a
+    # graph that fails to run is caught below by its missing result line.
     python3 scripts/check-onnx.py "$graph" "$data" "$out/$name.classes" \
       > "$out/$name.$style.ort.log" 2>&1 || true
     "$infer" check-onnx --model "$model" --graph "$graph" --dataset fashion-mnist \
@@ -55,7 +57,12 @@ for model in checkpoints/*.mognet; do
     ort_differ=$(differing "$out/$name.$style.ort.log")
     tract_differ=$(differing "$out/$name.$style.tract.log")
     rows+=("| $name | $style | $(accuracy "$out/$name.eval.log") | $(accuracy "$out/$name.$style.ort.log") | $ort_differ | $(accuracy "$out/$name.$style.tract.log") | $tract_differ |")
-    if [ "$style" = exact ] && { [ "$ort_differ" != 0 ] || [ "$tract_differ" != 0 ]; }; then
+    # No result line means the runtime failed to load or run the graph (its log says why):
+    # a failure for every style, since every export must at least run.
+    if [ "$ort_differ" = - ] || [ "$tract_differ" = - ]; then
+      echo "$name: the $style graph did not run (see $out/$name.$style.{ort,tract}.log)" >&2
+      failed=1
+    elif [ "$style" = exact ] && { [ "$ort_differ" != 0 ] || [ "$tract_differ" != 0 ]; }; then
       echo "$name: the exact graph differs from the engine (ONNX Runtime $ort_differ, tract $tract_differ)" >&2
       failed=1
     fi
