@@ -40,6 +40,14 @@ const CASES: &[(&str, &str)] = &[
         "reg_lambda must be",
     ),
     (
+        "train {data} --out {out} --label-smoothing 1",
+        "label_smoothing must be",
+    ),
+    (
+        "train {data} --out {out} --label-smoothing=-0.1",
+        "label_smoothing must be",
+    ),
+    (
         "train {data} --out {out} --checkpoint-minutes nan",
         "checkpoint_minutes must be",
     ),
@@ -158,6 +166,6 @@ fn absurd_arguments_are_errors_never_panics() {
             "`{line}` wrote a checkpoint"
         );
     }
-    assert_eq!(CASES.len(), 51);
+    assert_eq!(CASES.len(), 53);
     std::fs::remove_dir_all(scratch).ok();
 }

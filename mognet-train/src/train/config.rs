@@ -69,6 +69,11 @@ pub struct TrainConfig {
     /// Weight of the BTQ level-balancing regularizer in the loss. Default: 0.01.
     #[config(default = 0.01)]
     pub reg_lambda: f64,
+    /// Label smoothing of the training loss: the target puts `1 - a` on the label and spreads
+    /// `a` evenly over all classes (validation and test losses stay plain cross-entropy).
+    /// `None` or 0: none. Must be in [0, 1). Default: none.
+    #[config(default = "None")]
+    pub label_smoothing: Option<f64>,
     /// Seed of the data order and augmentation (the model's seed is in the model config).
     /// Default: 0.
     #[config(default = 0)]
@@ -168,6 +173,11 @@ impl TrainConfig {
                     format!("must be a finite number, 0 or more, got {v}"),
                 );
             }
+        }
+        if let Some(a) = self.label_smoothing
+            && !(a.is_finite() && (0.0..1.0).contains(&a))
+        {
+            return bad("label_smoothing", format!("must be in [0, 1), got {a}"));
         }
         if let Some(m) = self.time_budget_minutes
             && !(m.is_finite() && m > 0.0 && m < 1e9)
@@ -291,6 +301,10 @@ mod tests {
             .unwrap()
             .remove("head_gamma_init");
         value["model"].as_object_mut().unwrap().remove("pw2");
+        value["train"]
+            .as_object_mut()
+            .unwrap()
+            .remove("label_smoothing");
         std::fs::write(RunConfig::path(&dir), value.to_string()).unwrap();
         let loaded = RunConfig::load(&dir).unwrap();
         assert_eq!(loaded.train.bn_recalibration, 2048);
@@ -302,6 +316,7 @@ mod tests {
             "old runs keep validating on the test split"
         );
         assert_eq!(run.train.valid_split, Some(5000));
+        assert_eq!(loaded.train.label_smoothing, None);
         // A file that is not a run config at all is still an error naming it.
         std::fs::write(RunConfig::path(&dir), b"{\"model\": 1}").unwrap();
         let err = RunConfig::load(&dir).unwrap_err().to_string();

@@ -5,6 +5,7 @@ pub mod batches;
 pub mod checkpoint;
 pub mod config;
 pub mod final_test;
+mod loss;
 pub mod metrics;
 pub mod run;
 pub mod schedule;

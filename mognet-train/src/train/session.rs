@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use burn::data::dataset::Dataset as _;
 use burn::module::Module;
-use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::nn::loss::CrossEntropyLoss;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -21,6 +21,7 @@ use crate::eval::evaluate;
 use crate::train::batches::{epoch_order, spawn_batches};
 use crate::train::checkpoint::{self, EpochProgress, LoopState};
 use crate::train::config::{RunConfig, TrainConfig};
+use crate::train::loss::training_loss;
 use crate::train::metrics::{EpochMetrics, LayerOccupancy, append_metrics, truncate_metrics};
 use crate::train::run::{TrainError, load_sets, optimizer};
 
@@ -118,7 +119,7 @@ impl<'a> Session<'a> {
         Ok(Session {
             run_dir,
             device: device.clone(),
-            ce: CrossEntropyLossConfig::new().init(&ad),
+            ce: training_loss(&t, &ad),
             ad,
             batcher: ImageBatcher {
                 channels: train_set.channels,
