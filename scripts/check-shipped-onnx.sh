@@ -6,7 +6,9 @@
 # every image (the script fails otherwise); `float` (made only where NAME.bpk is shipped) and
 # `qdq` are reported.
 #
-#   scripts/check-shipped-onnx.sh [OUT_DIR]
+#   scripts/check-shipped-onnx.sh [OUT_DIR [NAME...]]
+#
+# NAMEs (such as mognet-m-fmnist) limit the check to those shipped models.
 #
 # Needs a built workspace (cargo build --workspace; MOGNET_INFER overrides the binary), the full
 # Fashion-MNIST (datasets/fetch fashion-mnist) and Python with onnx, onnxruntime and numpy.
@@ -17,6 +19,13 @@ cd "$(dirname "$0")/.."
 infer=${MOGNET_INFER:-target/debug/mognet-infer}
 data=datasets/fashion-mnist
 out=${1:-$(mktemp -d)}
+[ $# -gt 0 ] && shift
+models=()
+for name in "$@"; do
+  [ -f "checkpoints/$name.mognet" ] || { echo "no shipped model checkpoints/$name.mognet" >&2; exit 1; }
+  models+=("checkpoints/$name.mognet")
+done
+[ ${#models[@]} -gt 0 ] || models=(checkpoints/*.mognet)
 [ -x "$infer" ] || { echo "build first: cargo build --workspace ($infer is missing)" >&2; exit 1; }
 [ -f "$data/t10k-labels-idx1-ubyte.gz" ] || [ -f "$data/t10k-labels-idx1-ubyte" ] \
   || { echo "fetch the data first: datasets/fetch fashion-mnist" >&2; exit 1; }
@@ -30,7 +39,7 @@ accuracy() { grep -o 'accuracy:\? [0-9.]*' "$1" | head -1 | grep -o '[0-9.]*$' |
 
 rows=()
 failed=0
-for model in checkpoints/*.mognet; do
+for model in "${models[@]}"; do
   name=$(basename "$model" .mognet)
   echo "== $name"
   "$infer" eval --model "$model" --dataset fashion-mnist --data-dir "$data" \
