@@ -217,9 +217,9 @@ struct TrainArgs {
     #[arg(long, default_value_t = 0.01)]
     reg_lambda: f64,
     /// Label smoothing of the training loss, in [0, 1): the target keeps 1 - A on the label
-    /// and spreads A over all classes (0: none).
-    #[arg(long, default_value_t = 0.0)]
-    label_smoothing: f64,
+    /// and spreads A over all classes (default: none).
+    #[arg(long)]
+    label_smoothing: Option<f64>,
     /// Seed of the model initialisation, data order and augmentation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -446,7 +446,7 @@ fn train_command(args: TrainArgs) -> Result<()> {
         .with_warmup_epochs(args.warmup_epochs)
         .with_weight_decay(args.weight_decay)
         .with_reg_lambda(args.reg_lambda)
-        .with_label_smoothing((args.label_smoothing != 0.0).then_some(args.label_smoothing))
+        .with_label_smoothing(args.label_smoothing)
         .with_seed(args.seed)
         .with_backend(args.backend)
         .with_limit_train(args.limit_train)
