@@ -31,7 +31,16 @@ const MIN_EPOCHS: usize = 3;
 /// What the demo measured.
 #[derive(Debug, Clone)]
 pub struct DemoReport {
-    /// Epochs trained and images per epoch.
+    /// The training run.
+    pub training: DemoTraining,
+    /// The exported model on the test images.
+    pub test: DemoTest,
+}
+
+/// The demo's training run.
+#[derive(Debug, Clone)]
+pub struct DemoTraining {
+    /// Epochs trained.
     pub epochs: usize,
     /// Training images per epoch.
     pub train_images: usize,
@@ -41,6 +50,11 @@ pub struct DemoReport {
     pub best_epoch: usize,
     /// Its accuracy on the validation images.
     pub valid_accuracy: f64,
+}
+
+/// The exported model, float and integer, on the test images (read once).
+#[derive(Debug, Clone)]
+pub struct DemoTest {
     /// Float (Burn, eval mode) accuracy on the test images.
     pub float_accuracy: f64,
     /// Integer engine accuracy on the test images.
@@ -51,7 +65,7 @@ pub struct DemoReport {
     pub code_mismatch: f64,
     /// Test images.
     pub test_images: usize,
-    /// The `.mognet` file and its size in bits.
+    /// The `.mognet` file.
     pub model_file: PathBuf,
     /// File size in bits.
     pub file_bits: u64,
@@ -59,6 +73,17 @@ pub struct DemoReport {
     pub summary_bits: u64,
     /// Integer engine images per second.
     pub int_images_per_sec: f64,
+}
+
+/// How the demo's training is sized to its budget.
+struct Plan {
+    epochs: usize,
+    /// Images per epoch when the budget covers less than one epoch.
+    limit: Option<usize>,
+    /// Training images per epoch.
+    train_images: usize,
+    /// Minutes the plan takes at the measured rate.
+    minutes: f64,
 }
 
 /// Runs the demo into `out` with `minutes` of training on `selected`.
@@ -69,6 +94,60 @@ pub fn demo(
     selected: &Selected,
     log: &mut dyn FnMut(&str),
 ) -> Result<DemoReport> {
+    claim_folder(out)?;
+    let kind = DatasetKind::FashionMnist;
+    let train_len = kind
+        .load(data_dir, Split::Train, Cifar100Label::Fine)?
+        .len();
+    if train_len <= 2 * VALID_SPLIT {
+        bail!(
+            "{} holds {train_len} training images; the demo needs more than {}",
+            data_dir.display(),
+            2 * VALID_SPLIT
+        );
+    }
+    let model = MognetConfig::preset(Preset::S, 1, 10).with_seed(1);
+    // Small batches and no augmentation learn the most from few passes over 6,000 images
+    // (measured after one epoch: 77.7% at batch 32 against 70.7% with batch 64 and
+    // augmentation, 77.5% at batch 16, 76.3% with Adam; after two epochs at batch 32: 81.9%).
+    let batch = 32;
+    log("measuring training speed...");
+    let rate = train_step(&model, batch, 1, 2, &selected.device).images_per_sec;
+    let recalibration = TrainConfig::new(kind, data_dir.to_path_buf()).bn_recalibration;
+    let plan = plan(rate, minutes, batch, train_len - VALID_SPLIT, recalibration);
+    log(&format!(
+        "training {} for {} epoch(s) of {} images ({rate:.0} images/s measured, {minutes} minute budget)",
+        Preset::S,
+        plan.epochs,
+        plan.train_images
+    ));
+    let run = RunConfig {
+        model,
+        train: TrainConfig::new(kind, data_dir.to_path_buf())
+            .with_epochs(plan.epochs)
+            .with_batch_size(batch)
+            .with_augment(Some(mognet_data::Augment::NONE))
+            .with_limit_train(plan.limit)
+            .with_valid_split(Some(VALID_SPLIT))
+            .with_time_budget_minutes(Some(minutes.max(plan.minutes) * 1.5))
+            .with_seed(1),
+    };
+    let run_dir = out.join("run");
+    let started = Instant::now();
+    let outcome = train(&run_dir, &run, false, &selected.device, log)?;
+    let training = DemoTraining {
+        epochs: outcome.epochs.len(),
+        train_images: plan.train_images,
+        train_seconds: started.elapsed().as_secs_f64(),
+        best_epoch: outcome.best_epoch,
+        valid_accuracy: outcome.best_valid_acc.unwrap_or(0.0),
+    };
+    let test = export_and_test(out, &run_dir, data_dir, log)?;
+    Ok(DemoReport { training, test })
+}
+
+/// Makes `out` the demo's folder: a new one, or an earlier demo's, emptied.
+fn claim_folder(out: &Path) -> Result<()> {
     if out.exists() {
         if !out.join(MARKER).exists() {
             bail!(
@@ -84,67 +163,44 @@ pub fn demo(
         out.join(MARKER),
         b"{\"written_by\": \"mognet-train demo\"}\n",
     )
-    .with_context(|| format!("writing {}", out.join(MARKER).display()))?;
+    .with_context(|| format!("writing {}", out.join(MARKER).display()))
+}
 
-    let kind = DatasetKind::FashionMnist;
-    let train_set = kind.load(data_dir, Split::Train, Cifar100Label::Fine)?;
-    let model = MognetConfig::preset(Preset::S, 1, 10).with_seed(1);
-
-    // Size the run to the budget: measure a step, then train as many whole epochs (or, below
-    // one epoch, as many images) as fit, so the one-cycle schedule completes in time.
-    // Small batches and no augmentation learn the most from few passes over 6,000 images
-    // (measured after one epoch: 77.7% at batch 32 against 70.7% with batch 64 and
-    // augmentation, 77.5% at batch 16, 76.3% with Adam; after two epochs at batch 32: 81.9%).
-    let batch = 32;
-    log("measuring training speed...");
-    let rate = train_step(&model, batch, 1, 2, &selected.device).images_per_sec;
+/// Sizes the run to the budget at `rate` images/s: as many whole epochs of `train_len` images
+/// as fit or, below one epoch, as many images, so the one-cycle schedule completes in time.
+///
+/// A budget that covers one epoch trains at least [`MIN_EPOCHS`], so that a machine a little
+/// slower than the one the default budget was sized on (or busy) still reaches 80%. Each epoch
+/// also validates on [`VALID_SPLIT`] held-out images and re-estimates batch-norm statistics on
+/// `recalibration` images: counted at the training rate, which over-estimates those
+/// forward-only passes a little.
+fn plan(rate: f64, minutes: f64, batch: usize, train_len: usize, recalibration: usize) -> Plan {
     let budget_images = (rate * minutes * 60.0 * 0.9) as usize;
-    // A budget that covers one epoch trains at least MIN_EPOCHS, so that a machine a little
-    // slower than the one the default budget was sized on (or busy) still reaches 80%.
-    // Each epoch also validates on VALID_SPLIT held-out training images and re-estimates
-    // batch-norm statistics: counted at the training rate, which over-estimates those
-    // forward-only passes a little. The test images are read once, after training.
-    let recalibration = TrainConfig::new(kind, data_dir.to_path_buf()).bn_recalibration;
-    if train_set.len() <= 2 * VALID_SPLIT {
-        bail!(
-            "{} holds {} training images; the demo needs more than {}",
-            data_dir.display(),
-            train_set.len(),
-            2 * VALID_SPLIT
-        );
-    }
-    let train_len = train_set.len() - VALID_SPLIT;
     let epoch_cost = train_len + VALID_SPLIT + recalibration;
     let (epochs, limit) = if budget_images >= epoch_cost {
         ((budget_images / epoch_cost).clamp(MIN_EPOCHS, 30), None)
     } else {
         (1, Some((budget_images / batch).max(2) * batch))
     };
-    let planned_minutes = (limit.unwrap_or(train_len) * epochs) as f64 / rate / 60.0;
-    let train_images = limit.unwrap_or(train_len).min(train_len);
-    log(&format!(
-        "training {} for {epochs} epoch(s) of {train_images} images ({rate:.0} images/s measured, {minutes} minute budget)",
-        Preset::S
-    ));
-    let run = RunConfig {
-        model,
-        train: TrainConfig::new(kind, data_dir.to_path_buf())
-            .with_epochs(epochs)
-            .with_batch_size(batch)
-            .with_augment(Some(mognet_data::Augment::NONE))
-            .with_limit_train(limit)
-            .with_valid_split(Some(VALID_SPLIT))
-            .with_time_budget_minutes(Some(minutes.max(planned_minutes) * 1.5))
-            .with_seed(1),
-    };
-    let run_dir = out.join("run");
-    let started = Instant::now();
-    let outcome = train(&run_dir, &run, false, &selected.device, log)?;
-    let train_seconds = started.elapsed().as_secs_f64();
+    Plan {
+        epochs,
+        limit,
+        train_images: limit.unwrap_or(train_len).min(train_len),
+        minutes: (limit.unwrap_or(train_len) * epochs) as f64 / rate / 60.0,
+    }
+}
 
+/// Exports the run's best model into `out`, then reads the test images once: float and
+/// integer accuracy, parity and the engine's speed.
+fn export_and_test(
+    out: &Path,
+    run_dir: &Path,
+    data_dir: &Path,
+    log: &mut dyn FnMut(&str),
+) -> Result<DemoTest> {
     log("exporting the best model to the integer format...");
     let device = burn::tensor::Device::flex();
-    let (config, float_model) = load_run_model(&run_dir, RunWeights::Best, &device)?;
+    let (config, float_model) = load_run_model(run_dir, RunWeights::Best, &device)?;
     let (int_model, fold_report) = fold(&float_model, &config)?;
     let model_file = out.join("mognet-s.mognet");
     let bytes = int_model.save(&model_file, Packing::TwoBit)?;
@@ -152,7 +208,7 @@ pub fn demo(
     let summary = Summary::new(&int_model.spec, &info.widths);
 
     log("comparing the float model and the integer engine on the test images (read once, now)...");
-    let test_set = kind.load(data_dir, Split::Test, Cifar100Label::Fine)?;
+    let test_set = DatasetKind::FashionMnist.load(data_dir, Split::Test, Cifar100Label::Fine)?;
     let p = parity(
         &float_model,
         &config,
@@ -163,12 +219,7 @@ pub fn demo(
     )?;
     let (correct, int_rate) = accuracy(&int_model, &test_set)?;
     let n = test_set.len().max(1) as f64;
-    Ok(DemoReport {
-        epochs: outcome.epochs.len(),
-        best_epoch: outcome.best_epoch,
-        valid_accuracy: outcome.best_valid_acc.unwrap_or(0.0),
-        train_images,
-        train_seconds,
+    Ok(DemoTest {
         float_accuracy: p.float_correct as f64 / n,
         int_accuracy: correct as f64 / n,
         top1_agreement: p.top1(),
@@ -184,49 +235,50 @@ pub fn demo(
 impl DemoReport {
     /// The final table.
     pub fn render(&self, out: &Path) -> String {
+        let (t, m) = (&self.training, &self.test);
         let rows = [
             (
                 "training",
                 format!(
                     "{} epoch(s) x {} images in {:.0} s",
-                    self.epochs, self.train_images, self.train_seconds
+                    t.epochs, t.train_images, t.train_seconds
                 ),
             ),
             (
                 "validation accuracy",
                 format!(
                     "{:.4} (held-out training images; chose epoch {})",
-                    self.valid_accuracy, self.best_epoch
+                    t.valid_accuracy, t.best_epoch
                 ),
             ),
             (
                 "float accuracy (Burn, eval)",
-                format!("{:.4}", self.float_accuracy),
+                format!("{:.4}", m.float_accuracy),
             ),
             (
                 "integer accuracy (engine)",
-                format!("{:.4}", self.int_accuracy),
+                format!("{:.4}", m.int_accuracy),
             ),
-            ("top-1 agreement", format!("{:.4}", self.top1_agreement)),
+            ("top-1 agreement", format!("{:.4}", m.top1_agreement)),
             (
                 "activation codes mismatched",
-                format!("{:.6}", self.code_mismatch),
+                format!("{:.6}", m.code_mismatch),
             ),
-            ("test images", format!("{}", self.test_images)),
+            ("test images", format!("{}", m.test_images)),
             (
                 "model file",
                 format!(
                     "{} bits ({:.3} Mb; summary {} bits)",
-                    self.file_bits,
-                    self.file_bits as f64 / 1e6,
-                    self.summary_bits
+                    m.file_bits,
+                    m.file_bits as f64 / 1e6,
+                    m.summary_bits
                 ),
             ),
             (
                 "integer images/s",
                 format!(
                     "{:.0} (fast kernels: {}, all cores)",
-                    self.int_images_per_sec,
+                    m.int_images_per_sec,
                     mognet_infer::fast::Variant::detect().name()
                 ),
             ),
@@ -238,11 +290,44 @@ impl DemoReport {
         s.push_str(&format!(
             "everything is in {} (run/, {})",
             out.display(),
-            self.model_file
+            m.model_file
                 .file_name()
                 .unwrap_or_default()
                 .to_string_lossy()
         ));
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_fits_whole_epochs_in_the_budget() {
+        // 100 images/s for 10 minutes, 90% of it: 54,000 images; an epoch costs
+        // 5,400 + 600 + 2,048 = 8,048, so 6 epochs.
+        let p = plan(100.0, 10.0, 32, 5400, 2048);
+        assert_eq!((p.epochs, p.limit, p.train_images), (6, None, 5400));
+        assert!((p.minutes - 5.4).abs() < 1e-12, "{}", p.minutes);
+    }
+
+    #[test]
+    fn plan_trains_at_least_min_epochs_and_at_most_30() {
+        // Exactly one epoch's cost in the budget still trains MIN_EPOCHS.
+        let p = plan(8048.0 / 54.0, 1.0, 32, 5400, 2048);
+        assert_eq!((p.epochs, p.limit), (MIN_EPOCHS, None));
+        let p = plan(1e6, 60.0, 32, 5400, 2048);
+        assert_eq!((p.epochs, p.limit), (30, None));
+    }
+
+    #[test]
+    fn plan_below_one_epoch_limits_images_to_whole_batches() {
+        // 10 images/s for a minute: 540 images, 16 batches of 32.
+        let p = plan(10.0, 1.0, 32, 5400, 2048);
+        assert_eq!((p.epochs, p.limit, p.train_images), (1, Some(512), 512));
+        // Never fewer than two batches.
+        let p = plan(0.1, 1.0, 32, 5400, 2048);
+        assert_eq!(p.limit, Some(64));
     }
 }
