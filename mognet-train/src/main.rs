@@ -1,6 +1,6 @@
 //! `mognet-train`: the command-line trainer.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use burn::tensor::{Tensor, TensorData};
@@ -329,20 +329,7 @@ fn main() -> Result<()> {
             shard,
             backend,
         } => sweep_command(&grid, &out, shard.as_deref(), backend),
-        Command::Report { sweep, json } => {
-            let report = mognet_train::sweep::collect(&sweep)?;
-            report.write(&sweep)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", report.markdown());
-                println!(
-                    "wrote {}, report.json and report.png",
-                    sweep.join("report.md").display()
-                );
-            }
-            Ok(())
-        }
+        Command::Report { sweep, json } => report_command(&sweep, json),
         Command::Plot { run, out } => {
             let out = out.unwrap_or_else(|| run.join("curves.png"));
             let epochs = mognet_train::plot::plot_run(&run, &out)?;
@@ -354,18 +341,7 @@ fn main() -> Result<()> {
             data_dir,
             minutes,
             backend,
-        } => {
-            if !(minutes.is_finite() && minutes > 0.0 && minutes <= 24.0 * 60.0) {
-                bail!("--minutes must be above 0 and at most a day (1440), got {minutes}");
-            }
-            let selected = backend.select()?;
-            println!("backend: {}", selected.description);
-            let report = demo::demo(&out, &data_dir, minutes, &selected, &mut |line| {
-                println!("{line}")
-            })?;
-            println!("{}", report.render(&out));
-            Ok(())
-        }
+        } => demo_command(&out, &data_dir, minutes, backend),
         Command::BenchTrain {
             presets,
             batch,
@@ -388,19 +364,7 @@ fn main() -> Result<()> {
             workers,
             images,
             rounds,
-        } => {
-            if [batch, workers, images, rounds].contains(&0) {
-                bail!("--batch, --workers, --images and --rounds must be at least 1");
-            }
-            let (burn_rate, own_rate) =
-                bench::data_loading(bench::random_cifar_like(images), batch, workers, rounds);
-            println!(
-                "CIFAR-shaped batches of {batch} with crop+flip: Burn DataLoader ({workers} workers) {burn_rate:.1} batches/s ({:.0} img/s); trainer pipeline (1 helper thread) {own_rate:.1} batches/s ({:.0} img/s)",
-                burn_rate * batch as f64,
-                own_rate * batch as f64
-            );
-            Ok(())
-        }
+        } => bench_data(batch, workers, images, rounds),
         Command::Eval {
             run,
             weights,
@@ -418,6 +382,48 @@ fn main() -> Result<()> {
             eval_command(&source, &data, limit, backend, batch_size)
         }
     }
+}
+
+fn report_command(sweep: &Path, json: bool) -> Result<()> {
+    let report = mognet_train::sweep::collect(sweep)?;
+    report.write(sweep)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.markdown());
+        println!(
+            "wrote {}, report.json and report.png",
+            sweep.join("report.md").display()
+        );
+    }
+    Ok(())
+}
+
+fn demo_command(out: &Path, data_dir: &Path, minutes: f64, backend: BackendChoice) -> Result<()> {
+    if !(minutes.is_finite() && minutes > 0.0 && minutes <= 24.0 * 60.0) {
+        bail!("--minutes must be above 0 and at most a day (1440), got {minutes}");
+    }
+    let selected = backend.select()?;
+    println!("backend: {}", selected.description);
+    let report = demo::demo(out, data_dir, minutes, &selected, &mut |line| {
+        println!("{line}")
+    })?;
+    println!("{}", report.render(out));
+    Ok(())
+}
+
+fn bench_data(batch: usize, workers: usize, images: usize, rounds: usize) -> Result<()> {
+    if [batch, workers, images, rounds].contains(&0) {
+        bail!("--batch, --workers, --images and --rounds must be at least 1");
+    }
+    let (burn_rate, own_rate) =
+        bench::data_loading(bench::random_cifar_like(images), batch, workers, rounds);
+    println!(
+        "CIFAR-shaped batches of {batch} with crop+flip: Burn DataLoader ({workers} workers) {burn_rate:.1} batches/s ({:.0} img/s); trainer pipeline (1 helper thread) {own_rate:.1} batches/s ({:.0} img/s)",
+        burn_rate * batch as f64,
+        own_rate * batch as f64
+    );
+    Ok(())
 }
 
 fn train_command(args: TrainArgs) -> Result<()> {
@@ -512,8 +518,8 @@ enum WeightsSource {
 }
 
 fn sweep_command(
-    grid: &std::path::Path,
-    out: &std::path::Path,
+    grid: &Path,
+    out: &Path,
     shard: Option<&str>,
     backend: BackendChoice,
 ) -> Result<()> {
