@@ -23,6 +23,12 @@ pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     order
 }
 
+/// Where the prepared batches (images, labels) arrive.
+pub type BatchReceiver = Receiver<(TensorData, TensorData)>;
+
+/// The thread that prepares them.
+pub type BatchProducer = std::thread::JoinHandle<()>;
+
 /// The trainer's input pipeline: a helper thread builds the batches of `view` in `order` (host
 /// data: images, labels), at most three ahead, while the device works. Dropping the receiver
 /// stops the thread; join it afterwards.
@@ -31,10 +37,7 @@ pub fn spawn_batches(
     order: Vec<usize>,
     batch: usize,
     batcher: ImageBatcher,
-) -> (
-    Receiver<(TensorData, TensorData)>,
-    std::thread::JoinHandle<()>,
-) {
+) -> (BatchReceiver, BatchProducer) {
     let (tx, rx) = sync_channel::<(TensorData, TensorData)>(3);
     let producer = std::thread::spawn(move || {
         for chunk in order.chunks(batch) {

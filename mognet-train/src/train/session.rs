@@ -18,7 +18,7 @@ use mognet_core::Mognet;
 
 use crate::data::{AugmentedSet, ImageBatcher, ImageSet};
 use crate::eval::evaluate;
-use crate::train::batches::{epoch_order, spawn_batches};
+use crate::train::batches::{BatchProducer, BatchReceiver, epoch_order, spawn_batches};
 use crate::train::checkpoint::{self, EpochProgress, LoopState};
 use crate::train::config::{RunConfig, TrainConfig};
 use crate::train::loss::training_loss;
@@ -61,6 +61,40 @@ pub(super) struct EpochPass {
     pub(super) stopped_within: Option<usize>,
     /// Seconds of training in the epoch.
     pub(super) train_seconds: f64,
+}
+
+impl EpochPass {
+    /// A pass that continues the `before` batches of an interrupted session.
+    fn after(before: &EpochProgress) -> Self {
+        EpochPass {
+            loss_sum: before.loss_sum,
+            correct: before.correct,
+            seen: before.seen,
+            lr: 0.0,
+            complete: true,
+            stopped_within: None,
+            train_seconds: 0.0,
+        }
+    }
+
+    /// Counts a batch of `images` with mean loss `loss` and `hits` correct, stepped at `lr`.
+    fn record(&mut self, loss: f64, hits: f64, images: usize, lr: f64) {
+        self.lr = lr;
+        self.loss_sum += loss * images as f64;
+        self.correct += hits.round() as usize;
+        self.seen += images;
+    }
+
+    /// The running loss, accuracy and learning rate, for the progress bar.
+    fn progress(&self) -> String {
+        let seen = self.seen.max(1) as f64;
+        format!(
+            "loss {:.4} acc {:.4} lr {:.2e}",
+            self.loss_sum / seen,
+            self.correct as f64 / seen,
+            self.lr
+        )
+    }
 }
 
 /// Why the loop ends after an epoch.
@@ -248,28 +282,13 @@ impl<'a> Session<'a> {
         log: &mut dyn FnMut(&str),
     ) -> Result<(Mognet, EpochPass), TrainError> {
         let n = self.train_set.len();
-        let order = epoch_order(n, self.t.seed, epoch);
-        let order = order[(before.batches * self.batch_size).min(n)..].to_vec();
-        let view = AugmentedSet {
-            set: self.train_set.clone(),
-            augment: self.t.augmentation(),
-            seed: self.t.seed,
-            epoch: epoch as u64,
-        };
-        let (rx, producer) = spawn_batches(view, order, self.batch_size, self.batcher);
+        let (rx, producer) = self.spawn_epoch_batches(epoch, before.batches);
         let pb = bar(n as u64, format!("epoch {}/{}", epoch + 1, self.t.epochs));
         pb.set_position(before.seen as u64);
-        let mut pass = EpochPass {
-            loss_sum: before.loss_sum,
-            correct: before.correct,
-            seen: before.seen,
-            lr: 0.0,
-            complete: true,
-            stopped_within: None,
-            train_seconds: 0.0,
-        };
+        let mut pass = EpochPass::after(before);
         let mut last_checkpoint = Instant::now();
         let mut last_report = Instant::now();
+        let mut failed = None;
         for (batch_index, batch) in (before.batches..).zip(rx.iter()) {
             if self.budget.is_some_and(|b| self.started.elapsed() >= b) {
                 pass.complete = false;
@@ -279,37 +298,25 @@ impl<'a> Session<'a> {
             let (stepped, loss, hits) = self.step(model, optim, batch);
             model = stepped;
             if !loss.is_finite() {
-                drop(rx);
-                let _ = producer.join();
-                pb.abandon();
-                return Err(TrainError::NonFinite {
+                failed = Some(TrainError::NonFinite {
                     epoch: epoch + 1,
                     step: self.step,
                     batch: batch_index + 1,
                     loss,
                 });
+                break;
             }
-            pass.lr = self.lr();
-            pass.loss_sum += loss * b as f64;
-            pass.correct += hits.round() as usize;
-            pass.seen += b;
-            pb.inc(b as u64);
-            pb.set_message(format!(
-                "loss {:.4} acc {:.4} lr {:.2e}",
-                pass.loss_sum / pass.seen as f64,
-                pass.correct as f64 / pass.seen as f64,
-                pass.lr
-            ));
+            pass.record(loss, hits, b, self.lr());
             self.session_steps += 1;
+            pb.inc(b as u64);
+            pb.set_message(pass.progress());
             // Without a terminal the bar is hidden: a line now and then shows the run is alive.
             if pb.is_hidden() && last_report.elapsed() >= PROGRESS_EVERY {
                 last_report = Instant::now();
+                let (epoch, epochs) = (epoch + 1, self.t.epochs);
                 log(&format!(
-                    "epoch {}/{}: {}/{} images, {}",
-                    epoch + 1,
-                    self.t.epochs,
+                    "epoch {epoch}/{epochs}: {}/{n} images, {}",
                     pass.seen,
-                    n,
                     pb.message()
                 ));
             }
@@ -322,17 +329,10 @@ impl<'a> Session<'a> {
                 .is_some_and(|every| last_checkpoint.elapsed() >= every);
             // Within the epoch only: its last batch is followed by the epoch-end checkpoint.
             if (stop || due) && batch_index + 1 < self.steps_per_epoch {
-                self.checkpoint_within(epoch, batch_index + 1, &model, optim, &pass, clock)?;
+                let at = (epoch, batch_index + 1);
+                self.checkpoint_within(at, &model, optim, &pass, clock)?;
+                pb.suspend(|| log(&self.checkpoint_line(at)));
                 last_checkpoint = Instant::now();
-                pb.suspend(|| {
-                    log(&format!(
-                        "checkpoint at batch {}/{} of epoch {} (step {})",
-                        batch_index + 1,
-                        self.steps_per_epoch,
-                        epoch + 1,
-                        self.step
-                    ))
-                });
                 if stop {
                     pass.stopped_within = Some(batch_index + 1);
                     break;
@@ -341,16 +341,43 @@ impl<'a> Session<'a> {
         }
         drop(rx);
         let _ = producer.join();
+        if let Some(error) = failed {
+            pb.abandon();
+            return Err(error);
+        }
         pb.finish_and_clear();
         pass.train_seconds = clock.seconds();
         Ok((model, pass))
     }
 
+    /// A thread that prepares the batches of `epoch` after the first `skip` ones, in order.
+    fn spawn_epoch_batches(&self, epoch: usize, skip: usize) -> (BatchReceiver, BatchProducer) {
+        let n = self.train_set.len();
+        let order = epoch_order(n, self.t.seed, epoch);
+        let order = order[(skip * self.batch_size).min(n)..].to_vec();
+        let view = AugmentedSet {
+            set: self.train_set.clone(),
+            augment: self.t.augmentation(),
+            seed: self.t.seed,
+            epoch: epoch as u64,
+        };
+        spawn_batches(view, order, self.batch_size, self.batcher)
+    }
+
+    /// What the log says after a checkpoint at `(epoch, batches)`.
+    fn checkpoint_line(&self, (epoch, batches): (usize, usize)) -> String {
+        format!(
+            "checkpoint at batch {batches}/{} of epoch {} (step {})",
+            self.steps_per_epoch,
+            epoch + 1,
+            self.step
+        )
+    }
+
     /// A checkpoint after `batches` batches of `epoch`.
     fn checkpoint_within(
         &self,
-        epoch: usize,
-        batches: usize,
+        (epoch, batches): (usize, usize),
         model: &Mognet,
         optim: &ModuleOptimizer,
         pass: &EpochPass,
