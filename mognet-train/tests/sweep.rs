@@ -137,3 +137,25 @@ fn the_ablation_grid_has_ten_arms_and_the_bits_they_claim() {
     assert_eq!(bits("prng-pw2"), bits("mognet") - 6 * 40);
     assert!(jobs.iter().all(|j| j.run.train.valid_split == Some(5000)));
 }
+
+/// The label-smoothing recipe grid runs the ablation study's arm 1 under the same protocol
+/// (so its finished runs can be reused) beside one arm that differs only in label smoothing.
+#[test]
+fn the_recipe_grid_shares_arm_one_with_the_ablation_grid() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let recipe = Grid::load(&root.join("recipes/label-smoothing-mognet-s-fmnist.json")).unwrap();
+    let ablation = Grid::load(&root.join("ablations/mognet-s-fmnist.json")).unwrap();
+    let (recipe, ablation) = (recipe.jobs().unwrap(), ablation.jobs().unwrap());
+    assert_eq!(recipe.len(), 6);
+    for seed in [1, 2, 3] {
+        let find = |jobs: &[mognet_train::sweep::Job], arm: &str| {
+            let job = jobs.iter().find(|j| j.name == arm && j.seed == seed);
+            serde_json::to_value(&job.unwrap().run).unwrap()
+        };
+        assert_eq!(find(&recipe, "mognet"), find(&ablation, "mognet"));
+        let mut smoothed = find(&recipe, "label-smoothing");
+        assert_eq!(smoothed["train"]["label_smoothing"], 0.1);
+        smoothed["train"]["label_smoothing"] = serde_json::Value::Null;
+        assert_eq!(smoothed, find(&recipe, "mognet"));
+    }
+}
