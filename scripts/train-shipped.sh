@@ -3,18 +3,22 @@
 # it: train (resumed when the run folder holds a checkpoint, so the script may be killed and
 # rerun any number of times), test once, export, integer eval, parity, plot.
 #
-#   scripts/train-shipped.sh PRESET EPOCHS [RUN_DIR]
+#   scripts/train-shipped.sh PRESET EPOCHS [RUN_DIR [TRAIN_FLAG...]]
 #
-# PRESET is mognet-s, mognet-m or mognet-l; RUN_DIR defaults to runs/PRESET-fmnist. Needs the
+# PRESET is mognet-s, mognet-m or mognet-l; RUN_DIR defaults to runs/PRESET-fmnist; TRAIN_FLAGs
+# go to `mognet-train train` after the recipe's own (a recipe chosen on validation, e.g.
+# --label-smoothing 0.1; a resumed run keeps its stored config and ignores them). Needs the
 # full Fashion-MNIST (datasets/fetch fashion-mnist) and a built workspace (cargo build
 # --workspace); MOGNET_TRAIN and MOGNET_INFER override the binaries. Writes
 # checkpoints/PRESET-fmnist.{mognet,bpk,config.json,metrics.jsonl,test.json,png}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 2 ] || { echo "usage: scripts/train-shipped.sh PRESET EPOCHS [RUN_DIR]" >&2; exit 2; }
+[ $# -ge 2 ] || { echo "usage: scripts/train-shipped.sh PRESET EPOCHS [RUN_DIR [TRAIN_FLAG...]]" >&2; exit 2; }
 preset=$1
 epochs=$2
 run=${3:-runs/$preset-fmnist}
+shift $(( $# < 3 ? $# : 3 ))
+extra=("$@")
 name=checkpoints/$preset-fmnist
 data=datasets/fashion-mnist
 train=${MOGNET_TRAIN:-target/debug/mognet-train}
@@ -30,7 +34,8 @@ resume=()
 # The recipe: one-cycle SGD (peak 0.1), batch 128, weight decay 5e-4, crop + flip, 5,000
 # training images held out for validation (the best epoch is chosen on them), seed 1.
 "$train" train --dataset fashion-mnist --data-dir "$data" --preset "$preset" \
-  --epochs "$epochs" --batch-size 128 --backend flex --seed 1 --out "$run" "${resume[@]}"
+  --epochs "$epochs" --batch-size 128 --backend flex --seed 1 --out "$run" "${resume[@]}" \
+  "${extra[@]}"
 
 "$infer" export --run "$run" --checkpoint best --out "$name.mognet"
 cp "$run/best.bpk" "$name.bpk.tmp" && mv "$name.bpk.tmp" "$name.bpk"
