@@ -426,7 +426,9 @@ fn bench_data(batch: usize, workers: usize, images: usize, rounds: usize) -> Res
     Ok(())
 }
 
-fn train_command(args: TrainArgs) -> Result<()> {
+/// The run `train` asks for: the model (a preset, a config file or `--init`'s) and the
+/// training config, checked.
+fn run_config(args: &TrainArgs) -> Result<RunConfig> {
     let d = &args.data;
     let model = match (&args.init, &args.config) {
         (Some(weights), _) => mognet_core::persist::weights_model_config(weights)?,
@@ -472,10 +474,14 @@ fn train_command(args: TrainArgs) -> Result<()> {
     }
     train_config.augment = Some(augment);
     train_config.check()?;
-    let run = RunConfig {
+    Ok(RunConfig {
         model,
         train: train_config,
-    };
+    })
+}
+
+fn train_command(args: TrainArgs) -> Result<()> {
+    let run = run_config(&args)?;
     let selected = args.backend.select()?;
     println!("backend: {}", selected.description);
     let outcome = train(
