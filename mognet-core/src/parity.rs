@@ -82,13 +82,6 @@ pub fn parity(
     set: &ImageSet,
     device: &Device,
 ) -> Result<ParityReport, InputError> {
-    let inexact: HashSet<&str> = fold_report
-        .f32_inexact
-        .iter()
-        .map(|(l, _)| l.as_str())
-        .collect();
-    let [h, w] = config.input_size;
-    let c = config.in_channels;
     let mut report = ParityReport {
         layers: Vec::new(),
         top1_agree: 0,
@@ -98,43 +91,19 @@ pub fn parity(
     };
     let batch = 100;
     for start in (0..set.len()).step_by(batch) {
-        let end = (start + batch).min(set.len());
-        let n = end - start;
-        let pixels: Vec<f32> = (start..end)
-            .flat_map(|i| set.image(i).iter().map(|&p| p as f32 / 255.0))
-            .collect();
-        let x = Tensor::<4>::from_data(TensorData::new(pixels, [n, c, h, w]), device);
-        let (logits, trace) = float_model.forward_trace(x);
-        let float_classes: Vec<i64> = logits
-            .argmax(1)
-            .into_data()
-            .try_into_vec_as::<i64>()
-            .expect("class indices");
-        let float_codes: Vec<Vec<f32>> = trace
-            .codes
-            .into_iter()
-            .map(|(_, t)| t.into_data().try_into_vec_as::<f32>().expect("codes"))
-            .collect();
-        let int_results = par_map(set, start..end, |img| model.predict_trace(img))
+        let range = start..(start + batch).min(set.len());
+        let float = float_batch(float_model, config, set, range.clone(), device);
+        let int_results = par_map(set, range, |img| model.predict_trace(img))
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
         for (bi, (pred, t)) in int_results.into_iter().enumerate() {
             if report.layers.is_empty() {
-                report.layers = t
-                    .codes
-                    .iter()
-                    .map(|(name, _)| {
-                        let accumulating = name.replace(".gate", ".pw2");
-                        let flag = inexact.contains(name.as_str())
-                            || inexact.contains(accumulating.as_str());
-                        (name.clone(), 0, 0, flag)
-                    })
-                    .collect();
+                report.layers = layer_rows(&t.codes, fold_report);
             }
             for ((_, ints), (stat, floats)) in t
                 .codes
                 .iter()
-                .zip(report.layers.iter_mut().zip(&float_codes))
+                .zip(report.layers.iter_mut().zip(&float.codes))
             {
                 let per = ints.len();
                 let floats = &floats[bi * per..(bi + 1) * per];
@@ -146,13 +115,69 @@ pub fn parity(
                 stat.2 += per as u64;
             }
             let label = set.labels[start + bi] as usize;
-            let fc = float_classes[bi] as usize;
+            let fc = float.classes[bi] as usize;
             report.top1_agree += (fc == pred.class) as usize;
             report.float_correct += (fc == label) as usize;
             report.int_correct += (pred.class == label) as usize;
         }
     }
     Ok(report)
+}
+
+/// The float model's classes and activation codes (per layer, images concatenated) on a batch.
+struct FloatBatch {
+    classes: Vec<i64>,
+    codes: Vec<Vec<f32>>,
+}
+
+/// Runs the float model on the images `range` of `set`.
+fn float_batch(
+    float_model: &Mognet,
+    config: &MognetConfig,
+    set: &ImageSet,
+    range: std::ops::Range<usize>,
+    device: &Device,
+) -> FloatBatch {
+    let [h, w] = config.input_size;
+    let n = range.len();
+    let pixels: Vec<f32> = range
+        .flat_map(|i| set.image(i).iter().map(|&p| p as f32 / 255.0))
+        .collect();
+    let x = Tensor::<4>::from_data(
+        TensorData::new(pixels, [n, config.in_channels, h, w]),
+        device,
+    );
+    let (logits, trace) = float_model.forward_trace(x);
+    FloatBatch {
+        classes: logits
+            .argmax(1)
+            .into_data()
+            .try_into_vec_as::<i64>()
+            .expect("class indices"),
+        codes: trace
+            .codes
+            .into_iter()
+            .map(|(_, t)| t.into_data().try_into_vec_as::<f32>().expect("codes"))
+            .collect(),
+    }
+}
+
+/// The report's empty rows for the engine's traced layers, flagged where the fold found that a
+/// worst-case accumulator (a gate's: its PW2's) exceeds what `f32` holds exactly.
+fn layer_rows<T>(codes: &[(String, T)], fold_report: &FoldReport) -> Vec<(String, u64, u64, bool)> {
+    let inexact: HashSet<&str> = fold_report
+        .f32_inexact
+        .iter()
+        .map(|(l, _)| l.as_str())
+        .collect();
+    codes
+        .iter()
+        .map(|(name, _)| {
+            let accumulating = name.replace(".gate", ".pw2");
+            let flag = inexact.contains(name.as_str()) || inexact.contains(accumulating.as_str());
+            (name.clone(), 0, 0, flag)
+        })
+        .collect()
 }
 
 /// Applies `f` to the images `range` of `set` over all cores; results in image order.
