@@ -8,7 +8,6 @@
 //! gate threshold; each class of the head a fixed-point multiplier and offset.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
@@ -197,87 +196,84 @@ impl Summary {
 
     /// The printed table. Its last line is `total: <bits> bits (<x.xxx> Mb)` at 2-bit packing.
     pub fn render(&self) -> String {
-        let shape = |s: [usize; 3]| format!("{}x{}x{}", s[0], s[1], s[2]);
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{:<13} {:<8} {:>11} {:>11} {:>8} {:>9} {:>9} {:>9} {:>6} {:>8} {:>9} {:>12}",
-            "layer",
-            "kind",
-            "input",
-            "output",
-            "ternary",
-            "bits@2b",
-            "bits@b3",
-            "ca-gen",
-            "ca-bit",
-            "ch-param",
-            "ch-bits",
-            "MACs"
-        );
+        let header = [
+            "layer", "kind", "input", "output", "ternary", "bits@2b", "bits@b3", "ca-gen",
+            "ca-bit", "ch-param", "ch-bits", "MACs",
+        ];
+        let mut out = table_line(header.map(String::from));
         for r in &self.rows {
             let l = &r.layer;
-            let _ = writeln!(
-                out,
-                "{:<13} {:<8} {:>11} {:>11} {:>8} {:>9} {:>9} {:>9} {:>6} {:>8} {:>9} {:>12}",
-                l.name,
-                l.kind.label(),
+            let shape = |s: [usize; 3]| format!("{}x{}x{}", s[0], s[1], s[2]);
+            out.push_str(&table_line([
+                l.name.clone(),
+                l.kind.label().to_string(),
                 shape(l.input),
                 shape(l.output),
-                l.stored_weights,
-                r.weight_bits_2bit,
-                r.weight_bits_base3,
-                l.generated_weights,
-                r.ca_bits,
-                r.channel_params,
-                r.channel_param_bits,
-                l.macs
-            );
+                l.stored_weights.to_string(),
+                r.weight_bits_2bit.to_string(),
+                r.weight_bits_base3.to_string(),
+                l.generated_weights.to_string(),
+                r.ca_bits.to_string(),
+                r.channel_params.to_string(),
+                r.channel_param_bits.to_string(),
+                l.macs.to_string(),
+            ]));
         }
-        let _ = writeln!(
-            out,
-            "stored ternary weights: {} ({} bits at 2-bit, {} bits at base-3)",
-            self.stored_weights,
-            2 * self.stored_weights,
-            self.rows.iter().map(|r| r.weight_bits_base3).sum::<u64>()
-        );
-        let _ = writeln!(
-            out,
-            "CA-generated weights: {} (0 bits stored; {} bits of seeds, rules and warmups)",
-            self.generated_weights,
-            self.rows.iter().map(|r| r.ca_bits).sum::<u64>()
-        );
-        let _ = writeln!(
-            out,
-            "per-channel parameters: {} bits",
-            self.rows.iter().map(|r| r.channel_param_bits).sum::<u64>()
-        );
-        let _ = writeln!(
-            out,
-            "MACs per image: {} ({:.2} M)",
-            self.macs,
-            self.macs as f64 / 1e6
-        );
-        let _ = writeln!(
-            out,
-            "total at base-3 packing: {} bits ({:.3} Mb)",
-            self.total_bits_base3,
-            self.total_bits_base3 as f64 / 1e6
-        );
-        let _ = writeln!(
-            out,
-            "compression vs f32: {:.1}x ({} bits in f32)",
-            self.compression(),
-            self.f32_bits
-        );
-        let _ = write!(
-            out,
-            "total: {} bits ({:.3} Mb)",
-            self.total_bits_2bit,
-            self.total_bits_2bit as f64 / 1e6
-        );
+        out.push_str(&self.render_totals());
         out
     }
+
+    /// The lines under the table, ending with the `total:` line (no newline after it).
+    fn render_totals(&self) -> String {
+        let sum = |f: fn(&SummaryRow) -> u64| self.rows.iter().map(f).sum::<u64>();
+        let mb = |bits: u64| bits as f64 / 1e6;
+        [
+            format!(
+                "stored ternary weights: {} ({} bits at 2-bit, {} bits at base-3)",
+                self.stored_weights,
+                2 * self.stored_weights,
+                sum(|r| r.weight_bits_base3)
+            ),
+            format!(
+                "CA-generated weights: {} (0 bits stored; {} bits of seeds, rules and warmups)",
+                self.generated_weights,
+                sum(|r| r.ca_bits)
+            ),
+            format!(
+                "per-channel parameters: {} bits",
+                sum(|r| r.channel_param_bits)
+            ),
+            format!(
+                "MACs per image: {} ({:.2} M)",
+                self.macs,
+                self.macs as f64 / 1e6
+            ),
+            format!(
+                "total at base-3 packing: {} bits ({:.3} Mb)",
+                self.total_bits_base3,
+                mb(self.total_bits_base3)
+            ),
+            format!(
+                "compression vs f32: {:.1}x ({} bits in f32)",
+                self.compression(),
+                self.f32_bits
+            ),
+            format!(
+                "total: {} bits ({:.3} Mb)",
+                self.total_bits_2bit,
+                mb(self.total_bits_2bit)
+            ),
+        ]
+        .join("\n")
+    }
+}
+
+/// One line of the layer table, columns aligned.
+fn table_line(c: [String; 12]) -> String {
+    format!(
+        "{:<13} {:<8} {:>11} {:>11} {:>8} {:>9} {:>9} {:>9} {:>6} {:>8} {:>9} {:>12}\n",
+        c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11]
+    )
 }
 
 #[cfg(test)]
