@@ -488,52 +488,13 @@ impl<'a> Cursor<'a> {
         // check every field against the end.
         let rest = &self.bytes[self.pos..];
         let mut r = BitReader::new(rest);
-        let short = || invalid(what, "bit stream ends early");
         let mut out = Vec::with_capacity(channels.min(rest.len()));
         let mut wide = 0;
         for c in 0..channels {
-            let dir = r.get(2).ok_or_else(short)?;
-            let is_wide = r.get(1).ok_or_else(short)? == 1;
+            let (channel, is_wide) = read_channel_requant(&mut r, (base_bits, gap_bits), q)
+                .map_err(|detail| invalid(what, &format!("channel {c}: {detail}")))?;
             wide += is_wide as u32;
-            let (b, g) = if is_wide {
-                (WIDE, WIDE)
-            } else {
-                (base_bits, gap_bits)
-            };
-            let base = r.get_signed(b).ok_or_else(short)?;
-            let gaps: Vec<u64> = (0..q - 1)
-                .map(|_| r.get(g).ok_or_else(short))
-                .collect::<Result<_, _>>()?;
-            let walk = |sign: i64| -> Result<Vec<i32>, FormatError> {
-                let mut t = Vec::with_capacity(q);
-                let mut v = base;
-                t.push(v);
-                for &gap in &gaps {
-                    v += sign * gap as i64;
-                    t.push(v);
-                }
-                t.into_iter()
-                    .map(|v| {
-                        i32::try_from(v).map_err(|_| {
-                            invalid(what, &format!("channel {c}: threshold {v} outside i32"))
-                        })
-                    })
-                    .collect()
-            };
-            out.push(match dir {
-                0 => ChannelRequant::Up(walk(1)?),
-                1 => ChannelRequant::Down(walk(-1)?),
-                2 => {
-                    if base < 0 || base > q as i64 || gaps.iter().any(|&g| g != 0) {
-                        return Err(invalid(
-                            what,
-                            &format!("channel {c}: constant code {base} outside 0..={q}"),
-                        ));
-                    }
-                    ChannelRequant::Constant(base as u8)
-                }
-                d => return Err(invalid(what, &format!("channel {c}: direction code {d}"))),
-            });
+            out.push(channel);
         }
         let used = r.bits_read().div_ceil(8);
         self.pos += used;
@@ -613,6 +574,47 @@ impl<'a> Cursor<'a> {
             warmup: Some(warmup),
         })
     }
+}
+
+/// One channel's requantization from the bit stream, and whether it used the wide widths
+/// instead of `(base, gap)`; the error says what is wrong (the caller names the channel).
+fn read_channel_requant(
+    r: &mut BitReader,
+    (base_bits, gap_bits): (u32, u32),
+    q: usize,
+) -> Result<(ChannelRequant, bool), String> {
+    let short = || "bit stream ends early".to_string();
+    let dir = r.get(2).ok_or_else(short)?;
+    let is_wide = r.get(1).ok_or_else(short)? == 1;
+    let (b, g) = if is_wide {
+        (WIDE, WIDE)
+    } else {
+        (base_bits, gap_bits)
+    };
+    let base = r.get_signed(b).ok_or_else(short)?;
+    let gaps: Vec<u64> = (0..q - 1)
+        .map(|_| r.get(g).ok_or_else(short))
+        .collect::<Result<_, _>>()?;
+    let walk = |sign: i64| -> Result<Vec<i32>, String> {
+        let mut v = base;
+        std::iter::once(base)
+            .chain(gaps.iter().map(|&gap| {
+                v += sign * gap as i64;
+                v
+            }))
+            .map(|v| i32::try_from(v).map_err(|_| format!("threshold {v} outside i32")))
+            .collect()
+    };
+    let channel = match dir {
+        0 => ChannelRequant::Up(walk(1)?),
+        1 => ChannelRequant::Down(walk(-1)?),
+        2 if base < 0 || base > q as i64 || gaps.iter().any(|&g| g != 0) => {
+            return Err(format!("constant code {base} outside 0..={q}"));
+        }
+        2 => ChannelRequant::Constant(base as u8),
+        d => return Err(format!("direction code {d}")),
+    };
+    Ok((channel, is_wide))
 }
 
 fn invalid(what: &str, detail: &str) -> FormatError {
