@@ -4,18 +4,63 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context as _, Result, bail};
 use mognet_arch::Summary;
-use mognet_core::fold::fold;
+use mognet_core::fold::{FoldError, fold};
 use mognet_core::parity::{accuracy, parity};
-use mognet_core::persist::{RunWeights, load_run_model};
+use mognet_core::persist::{PersistError, RunWeights, load_run_model};
 use mognet_core::{MognetConfig, Preset};
-use mognet_data::{Cifar100Label, DatasetKind, Split};
-use mognet_infer::{IntModel, Packing};
+use mognet_data::{Cifar100Label, DataError, DatasetKind, Split};
+use mognet_infer::{InputError, IntModel, LoadError, Packing};
 
 use crate::backend::Selected;
 use crate::bench::train_step;
-use crate::train::{RunConfig, TrainConfig, train};
+use crate::train::{RunConfig, TrainConfig, TrainError, train};
+
+/// Why the demo stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// `--out` exists and was not written by a demo.
+    #[error("{0} exists and is not a demo folder; choose another --out")]
+    NotADemoFolder(PathBuf),
+    /// The demo's folder cannot be prepared.
+    #[error("{what} {path}: {source}")]
+    Folder {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// The sample is too small to hold out validation images and still train.
+    #[error("{dir} holds {images} training images; the demo needs at least {needed}")]
+    TooFewImages {
+        /// The data folder.
+        dir: PathBuf,
+        /// Training images found.
+        images: usize,
+        /// The least that works.
+        needed: usize,
+    },
+    /// The data cannot be read.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// Training failed.
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    /// The trained model cannot be read back.
+    #[error(transparent)]
+    Weights(#[from] PersistError),
+    /// The trained model cannot be folded to integers.
+    #[error(transparent)]
+    Fold(#[from] FoldError),
+    /// The integer model cannot be written or read back.
+    #[error(transparent)]
+    Model(#[from] LoadError),
+    /// The integer engine refused the test images.
+    #[error(transparent)]
+    Input(#[from] InputError),
+}
 
 /// Marks a folder as the demo's own, so that a later demo may replace it.
 const MARKER: &str = "demo.json";
@@ -93,18 +138,18 @@ pub fn demo(
     minutes: f64,
     selected: &Selected,
     log: &mut dyn FnMut(&str),
-) -> Result<DemoReport> {
+) -> Result<DemoReport, DemoError> {
     claim_folder(out)?;
     let kind = DatasetKind::FashionMnist;
     let train_len = kind
         .load(data_dir, Split::Train, Cifar100Label::Fine)?
         .len();
     if train_len <= 2 * VALID_SPLIT {
-        bail!(
-            "{} holds {train_len} training images; the demo needs more than {}",
-            data_dir.display(),
-            2 * VALID_SPLIT
-        );
+        return Err(DemoError::TooFewImages {
+            dir: data_dir.to_path_buf(),
+            images: train_len,
+            needed: 2 * VALID_SPLIT + 1,
+        });
     }
     let model = MognetConfig::preset(Preset::S, 1, 10).with_seed(1);
     // Small batches and no augmentation learn the most from few passes over 6,000 images
@@ -147,23 +192,21 @@ pub fn demo(
 }
 
 /// Makes `out` the demo's folder: a new one, or an earlier demo's, emptied.
-fn claim_folder(out: &Path) -> Result<()> {
+fn claim_folder(out: &Path) -> Result<(), DemoError> {
+    let folder = |what, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DemoError::Folder { what, path, source }
+    };
     if out.exists() {
         if !out.join(MARKER).exists() {
-            bail!(
-                "{} exists and is not a demo folder; choose another --out",
-                out.display()
-            );
+            return Err(DemoError::NotADemoFolder(out.to_path_buf()));
         }
-        std::fs::remove_dir_all(out)
-            .with_context(|| format!("removing the old demo in {}", out.display()))?;
+        std::fs::remove_dir_all(out).map_err(folder("removing the old demo in", out))?;
     }
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    std::fs::write(
-        out.join(MARKER),
-        b"{\"written_by\": \"mognet-train demo\"}\n",
-    )
-    .with_context(|| format!("writing {}", out.join(MARKER).display()))
+    std::fs::create_dir_all(out).map_err(folder("creating", out))?;
+    let marker = out.join(MARKER);
+    std::fs::write(&marker, b"{\"written_by\": \"mognet-train demo\"}\n")
+        .map_err(folder("writing", &marker))
 }
 
 /// Sizes the run to the budget at `rate` images/s: as many whole epochs of `train_len` images
@@ -197,7 +240,7 @@ fn export_and_test(
     run_dir: &Path,
     data_dir: &Path,
     log: &mut dyn FnMut(&str),
-) -> Result<DemoTest> {
+) -> Result<DemoTest, DemoError> {
     log("exporting the best model to the integer format...");
     let device = burn::tensor::Device::flex();
     let (config, float_model) = load_run_model(run_dir, RunWeights::Best, &device)?;

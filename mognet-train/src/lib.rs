@@ -7,7 +7,6 @@ pub mod backend;
 pub mod bench;
 pub mod demo;
 pub mod eval;
-pub mod model_args;
 pub mod plot;
 pub mod sweep;
 pub mod train;

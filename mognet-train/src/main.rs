@@ -1,15 +1,17 @@
 //! `mognet-train`: the command-line trainer.
 
+mod model_args;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use burn::tensor::{Tensor, TensorData};
 use clap::{Parser, Subcommand, ValueEnum};
+use model_args::ModelArgs;
 use mognet_core::persist::{RunWeights, load_run_model, load_weights_file};
 use mognet_train::data::Split;
 use mognet_train::data::cli::DataArgs;
 use mognet_train::eval::evaluate;
-use mognet_train::model_args::ModelArgs;
 use mognet_train::train::{OptimizerKind, RunConfig, Schedule, TrainConfig, train};
 use mognet_train::{BackendChoice, bench, demo};
 

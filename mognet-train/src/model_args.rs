@@ -1,4 +1,5 @@
-//! The model a command works on: a preset or a JSON config, with input channels and classes.
+//! The model a command of the binary works on: a preset or a JSON config, with input channels
+//! and classes (command-line arguments, so not part of the library).
 
 use std::path::PathBuf;
 
