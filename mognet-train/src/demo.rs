@@ -4,16 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use mognet_arch::Summary;
-use mognet_core::fold::{FoldError, fold};
+use burn::tensor::Device;
 use mognet_core::parity::{accuracy, parity};
-use mognet_core::persist::{PersistError, RunWeights, load_run_model};
 use mognet_core::{MognetConfig, Preset};
 use mognet_data::{Cifar100Label, DataError, DatasetKind, Split};
-use mognet_infer::{InputError, IntModel, LoadError, Packing};
+use mognet_infer::InputError;
 
 use crate::backend::Selected;
 use crate::bench::train_step;
+use crate::export::{ExportError, export_best};
 use crate::train::{RunConfig, TrainConfig, TrainError, train};
 
 /// Why the demo stopped.
@@ -48,15 +47,9 @@ pub enum DemoError {
     /// Training failed.
     #[error(transparent)]
     Train(#[from] TrainError),
-    /// The trained model cannot be read back.
+    /// The trained model cannot be exported to the integer format.
     #[error(transparent)]
-    Weights(#[from] PersistError),
-    /// The trained model cannot be folded to integers.
-    #[error(transparent)]
-    Fold(#[from] FoldError),
-    /// The integer model cannot be written or read back.
-    #[error(transparent)]
-    Model(#[from] LoadError),
+    Export(#[from] ExportError),
     /// The integer engine refused the test images.
     #[error(transparent)]
     Input(#[from] InputError),
@@ -242,25 +235,20 @@ fn export_and_test(
     log: &mut dyn FnMut(&str),
 ) -> Result<DemoTest, DemoError> {
     log("exporting the best model to the integer format...");
-    let device = burn::tensor::Device::flex();
-    let (config, float_model) = load_run_model(run_dir, RunWeights::Best, &device)?;
-    let (int_model, fold_report) = fold(&float_model, &config)?;
     let model_file = out.join("mognet-s.mognet");
-    let bytes = int_model.save(&model_file, Packing::TwoBit)?;
-    let (int_model, info) = IntModel::load(&model_file)?;
-    let summary = Summary::new(&int_model.spec, &info.widths);
+    let e = export_best(run_dir, &model_file)?;
 
     log("comparing the float model and the integer engine on the test images (read once, now)...");
     let test_set = DatasetKind::FashionMnist.load(data_dir, Split::Test, Cifar100Label::Fine)?;
     let p = parity(
-        &float_model,
-        &config,
-        &fold_report,
-        &int_model,
+        &e.float_model,
+        &e.config,
+        &e.fold_report,
+        &e.int_model,
         &test_set,
-        &device,
+        &Device::flex(),
     )?;
-    let (correct, int_rate) = accuracy(&int_model, &test_set)?;
+    let (correct, int_rate) = accuracy(&e.int_model, &test_set)?;
     let n = test_set.len().max(1) as f64;
     Ok(DemoTest {
         float_accuracy: p.float_correct as f64 / n,
@@ -269,8 +257,8 @@ fn export_and_test(
         code_mismatch: p.code_mismatch_rate(),
         test_images: test_set.len(),
         model_file,
-        file_bits: bytes as u64 * 8,
-        summary_bits: summary.total_bits_2bit,
+        file_bits: e.file_bits,
+        summary_bits: e.summary.total_bits_2bit,
         int_images_per_sec: int_rate,
     })
 }

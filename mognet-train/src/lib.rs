@@ -7,6 +7,7 @@ pub mod backend;
 pub mod bench;
 pub mod demo;
 pub mod eval;
+pub mod export;
 pub mod plot;
 pub mod sweep;
 pub mod train;

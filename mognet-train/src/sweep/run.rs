@@ -6,13 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use mognet_arch::Summary;
-use mognet_core::fold::{FoldError, fold};
 use mognet_core::parity::accuracy;
-use mognet_core::persist::{RunWeights, load_run_model, read_json};
-use mognet_infer::{InputError, IntModel, LoadError, Packing};
+use mognet_core::persist::read_json;
+use mognet_infer::InputError;
 use serde::{Deserialize, Serialize};
 
+use crate::export::{ExportError, export_best};
 use crate::sweep::grid::{Grid, GridError, Job, Shard};
 use crate::train::checkpoint::{CheckpointError, write_atomic};
 use crate::train::final_test::read_best;
@@ -33,17 +32,14 @@ pub enum SweepError {
         /// The trainer's error.
         source: TrainError,
     },
-    /// The best model could not be folded.
+    /// The best model could not be exported (read, folded, written or read back).
     #[error("{job}: {source}")]
-    Fold {
+    Export {
         /// `ARM/seed-S`.
         job: String,
-        /// What fold said.
-        source: FoldError,
+        /// What went wrong.
+        source: ExportError,
     },
-    /// The integer model could not be written or read back.
-    #[error(transparent)]
-    Model(#[from] LoadError),
     /// The integer engine refused the test images.
     #[error(transparent)]
     Input(#[from] InputError),
@@ -210,19 +206,14 @@ fn test_job(job: &Job, job_dir: &Path, label: &str) -> Result<JobResult, SweepEr
         job: label.to_string(),
         source,
     };
-    let device = Device::flex();
-    let (config, model) =
-        load_run_model(job_dir, RunWeights::Best, &device).map_err(|e| train_error(e.into()))?;
-    let (int_model, _) = fold(&model, &config).map_err(|source| SweepError::Fold {
-        job: label.to_string(),
-        source,
+    let e = export_best(job_dir, &job_dir.join("model.mognet")).map_err(|source| {
+        SweepError::Export {
+            job: label.to_string(),
+            source,
+        }
     })?;
-    let file = job_dir.join("model.mognet");
-    let bytes = int_model.save(&file, Packing::TwoBit)?;
-    let (int_model, info) = IntModel::load(&file)?;
-    let summary = Summary::new(&int_model.spec, &info.widths);
     let test = load_split(&job.run, crate::data::Split::Test).map_err(train_error)?;
-    let (correct, _) = accuracy(&int_model, &test)?;
+    let (correct, _) = accuracy(&e.int_model, &test)?;
     let (best_epoch, valid_acc) = read_best(job_dir)?;
     Ok(JobResult {
         arm: job.name.clone(),
@@ -232,9 +223,9 @@ fn test_job(job: &Job, job_dir: &Path, label: &str) -> Result<JobResult, SweepEr
         test_images: test.len(),
         test_correct: correct,
         int_test_acc: correct as f64 / test.len().max(1) as f64,
-        file_bits: bytes as u64 * 8,
-        summary_bits: summary.total_bits_2bit,
-        stored_weights: summary.stored_weights,
-        macs: summary.macs,
+        file_bits: e.file_bits,
+        summary_bits: e.summary.total_bits_2bit,
+        stored_weights: e.summary.stored_weights,
+        macs: e.summary.macs,
     })
 }
