@@ -5,7 +5,8 @@ use burn::tensor::{Device, DeviceKind};
 use serde::{Deserialize, Serialize};
 
 /// The backend a user asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum BackendChoice {
     /// WGPU when a hardware GPU adapter exists, else Flex.

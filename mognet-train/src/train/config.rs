@@ -12,7 +12,8 @@ use crate::train::checkpoint::{CheckpointError, read, write_atomic};
 use crate::train::schedule::Schedule;
 
 /// The optimizer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum OptimizerKind {
     /// SGD with Nesterov momentum.

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 /// The learning-rate schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Schedule {
     /// Linear warmup, then cosine decay to 0.
