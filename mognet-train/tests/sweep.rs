@@ -1,5 +1,6 @@
 //! Sweeps end to end on the shipped Fashion-MNIST sample: a stopped sweep resumes, finished
-//! runs are skipped, shards split the jobs, and the report reads them all.
+//! runs are skipped, shards split the jobs, the folder's `.gitignore` keeps each job's results
+//! and leaves its checkpoints out, and the report reads them all.
 
 use std::path::{Path, PathBuf};
 
@@ -75,6 +76,7 @@ fn a_stopped_sweep_resumes_skips_finished_runs_and_shards_split_it() {
             s("prng", JobStatus::Skipped)
         ]
     );
+    assert_committed_files(&dir);
     // Two shards run one job each; the resumed run's model equals the uninterrupted one's.
     let sharded = scratch("sharded");
     let first = Shard::parse("1/2").unwrap();
@@ -112,6 +114,57 @@ fn a_stopped_sweep_resumes_skips_finished_runs_and_shards_split_it() {
     assert!(matches!(err, SweepError::OtherGrid { .. }), "{err}");
     std::fs::remove_dir_all(dir).ok();
     std::fs::remove_dir_all(sharded).ok();
+}
+
+/// What `git add` of a finished sweep folder takes, by its own `.gitignore`: the grid, the
+/// report and each job's result, config, metrics and model, never a checkpoint.
+fn assert_committed_files(dir: &Path) {
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    git(&["init", "--quiet"]);
+    let status = git(&[
+        "status",
+        "--porcelain",
+        "--ignored",
+        "--untracked-files=all",
+    ]);
+    let mut kept: Vec<&str> = status
+        .lines()
+        .filter_map(|l| l.strip_prefix("?? "))
+        .collect();
+    kept.sort();
+    let mut expected = vec![".gitignore".to_string(), "grid.json".to_string()];
+    for arm in ["mognet", "prng"] {
+        for file in [
+            "config.json",
+            "metrics.jsonl",
+            "model.mognet",
+            "result.json",
+        ] {
+            expected.push(format!("{arm}/seed-4/{file}"));
+        }
+    }
+    assert_eq!(kept, expected, "{status}");
+    let ignored: Vec<&str> = status
+        .lines()
+        .filter_map(|l| l.strip_prefix("!! "))
+        .collect();
+    assert!(
+        ignored
+            .iter()
+            .any(|f| f.starts_with("mognet/seed-4/checkpoints/"))
+            && ignored.contains(&"mognet/seed-4/best.bpk")
+            && ignored.contains(&"mognet/seed-4/last.json"),
+        "{status}"
+    );
+    std::fs::remove_dir_all(dir.join(".git")).unwrap();
 }
 
 /// The study's grid loads, expands to 10 arms x 3 seeds, and its arms have the bits they

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use mognet_core::parity::accuracy;
-use mognet_core::persist::read_json;
 use mognet_infer::InputError;
 use serde::{Deserialize, Serialize};
 
 use crate::export::{ExportError, export_best};
+use crate::sweep::folder::claim_folder;
 use crate::sweep::grid::{Grid, GridError, Job, Shard};
 use crate::train::checkpoint::{CheckpointError, write_atomic};
 use crate::train::final_test::read_best;
@@ -104,25 +104,6 @@ pub struct SweepOptions {
 /// `DIR/ARM/seed-S/result.json`.
 pub fn result_path(job_dir: &Path) -> PathBuf {
     job_dir.join("result.json")
-}
-
-/// Writes `DIR/grid.json`, or checks that the folder's is this grid.
-fn claim_folder(grid: &Grid, dir: &Path) -> Result<(), SweepError> {
-    let path = dir.join("grid.json");
-    let ours = serde_json::to_value(grid).expect("a grid serializes");
-    match read_json(&path) {
-        Ok(stored) if stored == ours => Ok(()),
-        Ok(_) => Err(SweepError::OtherGrid { path }),
-        Err(CheckpointError::Missing { .. }) => {
-            std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-            let json = serde_json::to_vec_pretty(&ours).expect("a grid serializes");
-            Ok(write_atomic(&path, &json)?)
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Runs this call's jobs of `grid` in `dir` on `device` (without autodiff), in grid order.
