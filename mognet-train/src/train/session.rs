@@ -105,6 +105,22 @@ pub(super) struct Stop {
     pub(super) message: Option<String>,
 }
 
+/// When an epoch last logged its progress and last checkpointed.
+struct BatchTimers {
+    last_report: Instant,
+    last_checkpoint: Instant,
+}
+
+impl BatchTimers {
+    fn new() -> Self {
+        let now = Instant::now();
+        BatchTimers {
+            last_report: now,
+            last_checkpoint: now,
+        }
+    }
+}
+
 /// One call of [`train`]: the run's fixed parts and the counters the loop carries.
 pub(super) struct Session<'a> {
     run_dir: &'a Path,
@@ -286,8 +302,7 @@ impl<'a> Session<'a> {
         let pb = bar(n as u64, format!("epoch {}/{}", epoch + 1, self.t.epochs));
         pb.set_position(before.seen as u64);
         let mut pass = EpochPass::after(before);
-        let mut last_checkpoint = Instant::now();
-        let mut last_report = Instant::now();
+        let mut timers = BatchTimers::new();
         let mut failed = None;
         for (batch_index, batch) in (before.batches..).zip(rx.iter()) {
             if self.budget.is_some_and(|b| self.started.elapsed() >= b) {
@@ -310,31 +325,14 @@ impl<'a> Session<'a> {
             self.session_steps += 1;
             pb.inc(b as u64);
             pb.set_message(pass.progress());
-            // Without a terminal the bar is hidden: a line now and then shows the run is alive.
-            if pb.is_hidden() && last_report.elapsed() >= PROGRESS_EVERY {
-                last_report = Instant::now();
-                let (epoch, epochs) = (epoch + 1, self.t.epochs);
-                log(&format!(
-                    "epoch {epoch}/{epochs}: {}/{n} images, {}",
-                    pass.seen,
-                    pb.message()
-                ));
-            }
-            let stop = self
-                .t
-                .stop_after_steps
-                .is_some_and(|s| self.session_steps >= s);
-            let due = self
-                .checkpoint_every
-                .is_some_and(|every| last_checkpoint.elapsed() >= every);
-            // Within the epoch only: its last batch is followed by the epoch-end checkpoint.
-            if (stop || due) && batch_index + 1 < self.steps_per_epoch {
-                let at = (epoch, batch_index + 1);
+            self.report_progress(epoch, &pass, &pb, &mut timers, log);
+            let at = (epoch, batch_index + 1);
+            if let Some(stop) = self.checkpoint_due(at, &timers) {
                 self.checkpoint_within(at, &model, optim, &pass, clock)?;
                 pb.suspend(|| log(&self.checkpoint_line(at)));
-                last_checkpoint = Instant::now();
+                timers.last_checkpoint = Instant::now();
                 if stop {
-                    pass.stopped_within = Some(batch_index + 1);
+                    pass.stopped_within = Some(at.1);
                     break;
                 }
             }
@@ -362,6 +360,40 @@ impl<'a> Session<'a> {
             epoch: epoch as u64,
         };
         spawn_batches(view, order, self.batch_size, self.batcher)
+    }
+
+    /// Without a terminal the bar is hidden: a line now and then shows the run is alive.
+    fn report_progress(
+        &self,
+        epoch: usize,
+        pass: &EpochPass,
+        pb: &ProgressBar,
+        timers: &mut BatchTimers,
+        log: &mut dyn FnMut(&str),
+    ) {
+        if pb.is_hidden() && timers.last_report.elapsed() >= PROGRESS_EVERY {
+            timers.last_report = Instant::now();
+            let (epoch, epochs, n) = (epoch + 1, self.t.epochs, self.train_set.len());
+            log(&format!(
+                "epoch {epoch}/{epochs}: {}/{n} images, {}",
+                pass.seen,
+                pb.message()
+            ));
+        }
+    }
+
+    /// Whether batch `at = (epoch, batches)` is followed by a checkpoint: `Some(stop)` when
+    /// one is due or when `stop_after_steps` ends the call here (`stop` true then). Only within
+    /// the epoch: its last batch is followed by the epoch-end checkpoint.
+    fn checkpoint_due(&self, at: (usize, usize), timers: &BatchTimers) -> Option<bool> {
+        let stop = self
+            .t
+            .stop_after_steps
+            .is_some_and(|s| self.session_steps >= s);
+        let due = self
+            .checkpoint_every
+            .is_some_and(|every| timers.last_checkpoint.elapsed() >= every);
+        ((stop || due) && at.1 < self.steps_per_epoch).then_some(stop)
     }
 
     /// What the log says after a checkpoint at `(epoch, batches)`.
