@@ -168,6 +168,7 @@ pub fn demo(
             .with_limit_train(plan.limit)
             .with_valid_split(Some(VALID_SPLIT))
             .with_time_budget_minutes(Some(minutes.max(plan.minutes) * 1.5))
+            .with_budget_ends_epoch(true)
             .with_seed(1),
     };
     let run_dir = out.join("run");

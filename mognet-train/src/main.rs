@@ -254,7 +254,8 @@ struct TrainArgs {
     /// Do not evaluate the best model on the test split after the last epoch.
     #[arg(long)]
     no_test: bool,
-    /// Stop after this many minutes (after checkpointing; continue with --resume).
+    /// Stop after this many minutes, checkpointing where the budget ran out (within an epoch
+    /// if need be); --resume continues exactly there.
     #[arg(long)]
     time_budget: Option<f64>,
     /// Stop after this many epochs in this session (continue later with --resume).

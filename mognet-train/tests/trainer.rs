@@ -159,6 +159,57 @@ fn resume_within_an_epoch_equals_an_uninterrupted_run_bit_for_bit() {
     std::fs::remove_dir_all(split).ok();
 }
 
+/// A time budget spent after one step stops every call there with a checkpoint, within the
+/// epoch or at its end; one call per step still trains the uninterrupted run's weights.
+#[test]
+fn a_time_budget_stops_within_an_epoch_and_resume_is_exact() {
+    let device = Device::flex();
+    let whole = scratch("whole-budget");
+    let split = scratch("split-budget");
+    // 192 images in batches of 32: 6 steps per epoch, 12 in all.
+    train(&whole, &tiny_run(2, 192), false, &device, &mut quiet).unwrap();
+    let mut run = tiny_run(2, 192);
+    // 60 microseconds: spent before the first step ends, and a call always takes one step.
+    run.train.time_budget_minutes = Some(1e-6);
+    let mut positions = Vec::new();
+    for call in 0..20 {
+        let outcome = train(&split, &run, call > 0, &device, &mut quiet).unwrap();
+        let state = checkpoint::load_state(&checkpoint::last_dir(&split).unwrap()).unwrap();
+        positions.push((state.step, state.progress.map(|p| p.batches)));
+        if !outcome.stopped_by_budget {
+            break;
+        }
+    }
+    let within = |step: usize| (step, Some(step % 6));
+    let expected: Vec<_> = (1..=12)
+        .map(|step| {
+            if step % 6 == 0 {
+                (step, None)
+            } else {
+                within(step)
+            }
+        })
+        .collect();
+    assert_eq!(
+        positions, expected,
+        "one step per call, checkpointed where it stopped"
+    );
+    assert!(
+        last_weights(&whole) == last_weights(&split),
+        "weights differ after resume"
+    );
+    let (a, b) = (metrics(&whole), metrics(&split));
+    assert_eq!(b.len(), 2);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            (x.train_loss, x.train_acc, x.valid_acc, x.steps),
+            (y.train_loss, y.train_acc, y.valid_acc, y.steps)
+        );
+    }
+    std::fs::remove_dir_all(whole).ok();
+    std::fs::remove_dir_all(split).ok();
+}
+
 #[test]
 fn corrupted_or_missing_checkpoints_are_typed_errors() {
     let dir = scratch("corrupt");

@@ -99,9 +99,19 @@ pub struct TrainConfig {
     /// the same model config, such as `checkpoints/NAME.bpk`): fine-tuning. Default: none.
     #[config(default = "None")]
     pub init: Option<PathBuf>,
-    /// Stop (after checkpointing) once this many minutes have passed. Default: none.
+    /// Stop once this many minutes have passed (after at least one step): by default with a
+    /// checkpoint where the budget ran out, within the epoch if need be, so that resume
+    /// continues exactly (see `budget_ends_epoch`). A session setting. Default: none.
     #[config(default = "None")]
     pub time_budget_minutes: Option<f64>,
+    /// What the time budget does to the epoch it cuts: false ends the call with a checkpoint
+    /// within the epoch, and resume finishes that epoch (the run stays the uninterrupted run);
+    /// true ends the epoch there (validated, kept if best, logged as cut), resume starts the next
+    /// one, and no epoch is begun that the last epoch's time says would not fit. The demo takes
+    /// true: a budget shorter than its plan must still leave it a model. A session setting.
+    /// Default: false.
+    #[config(default = false)]
+    pub budget_ends_epoch: bool,
     /// Training images (the first ones, not augmented) over which batch-norm statistics are
     /// re-estimated after each epoch, before validation and before the best model is saved; 0
     /// keeps the running averages of training. Default: 2048.

@@ -203,6 +203,7 @@ fn open_run_dir(run_dir: &Path, run: &RunConfig, resume: bool) -> Result<RunConf
         run = RunConfig::load(run_dir)?;
         run.train.epochs = session.epochs;
         run.train.time_budget_minutes = session.time_budget_minutes;
+        run.train.budget_ends_epoch = session.budget_ends_epoch;
         run.train.stop_after_epochs = session.stop_after_epochs;
         run.train.stop_after_steps = session.stop_after_steps;
         run.train.checkpoint_minutes = session.checkpoint_minutes;
@@ -233,8 +234,8 @@ fn open_run_dir(run_dir: &Path, run: &RunConfig, resume: bool) -> Result<RunConf
 
 /// Trains the run in `run_dir` with `run` (written to `config.json`), from scratch, or from its
 /// last checkpoint when `resume` (the stored config is then used; `run` only supplies
-/// `epochs`, `time_budget_minutes`, `stop_after_epochs`, `stop_after_steps` and
-/// `checkpoint_minutes`). `device` is the training device without autodiff.
+/// `epochs`, `time_budget_minutes`, `budget_ends_epoch`, `stop_after_epochs`,
+/// `stop_after_steps` and `checkpoint_minutes`). `device` is the training device without autodiff.
 pub fn train(
     run_dir: &Path,
     run: &RunConfig,
@@ -264,8 +265,9 @@ pub fn train(
         model = trained;
         if let Some(batches) = pass.stopped_within {
             log(&format!(
-                "stopping after {} steps as asked, at batch {batches} of epoch {}; continue with --resume",
+                "stopping after {} steps ({}), at batch {batches} of epoch {}, checkpointed; continue with --resume",
                 session.session_steps,
+                pass.stop_reason(),
                 epoch + 1
             ));
             stopped_by_budget = true;

@@ -57,8 +57,11 @@ pub(super) struct EpochPass {
     pub(super) lr: f64,
     /// False when the time budget cut the epoch.
     pub(super) complete: bool,
-    /// Batches done when `stop_after_steps` ended the call within the epoch (just checkpointed).
+    /// Batches done when `stop_after_steps` or the time budget ended the call within the epoch
+    /// (checkpointed there).
     pub(super) stopped_within: Option<usize>,
+    /// Whether that stop was the time budget's.
+    budget_spent: bool,
     /// Seconds of training in the epoch.
     pub(super) train_seconds: f64,
 }
@@ -73,7 +76,17 @@ impl EpochPass {
             lr: 0.0,
             complete: true,
             stopped_within: None,
+            budget_spent: false,
             train_seconds: 0.0,
+        }
+    }
+
+    /// Why the call stopped within the epoch, for the log.
+    pub(super) fn stop_reason(&self) -> &'static str {
+        if self.budget_spent {
+            "the time budget is spent"
+        } else {
+            "as asked"
         }
     }
 
@@ -305,8 +318,19 @@ impl<'a> Session<'a> {
         let mut timers = BatchTimers::new();
         let mut failed = None;
         for (batch_index, batch) in (before.batches..).zip(rx.iter()) {
-            if self.budget.is_some_and(|b| self.started.elapsed() >= b) {
-                pass.complete = false;
+            if self.budget_spent() {
+                if self.t.budget_ends_epoch {
+                    pass.complete = false;
+                } else {
+                    // Where this pass began is checkpointed already (resume or epoch end).
+                    if batch_index > before.batches {
+                        let at = (epoch, batch_index);
+                        self.checkpoint_within(at, &model, optim, &pass, clock)?;
+                        pb.suspend(|| log(&self.checkpoint_line(at)));
+                    }
+                    pass.stopped_within = Some(batch_index);
+                    pass.budget_spent = true;
+                }
                 break;
             }
             let b = batch.0.shape()[0];
@@ -394,6 +418,12 @@ impl<'a> Session<'a> {
             .checkpoint_every
             .is_some_and(|every| timers.last_checkpoint.elapsed() >= every);
         ((stop || due) && at.1 < self.steps_per_epoch).then_some(stop)
+    }
+
+    /// Whether the time budget is spent; never before this call's first step, so that every
+    /// call makes progress.
+    fn budget_spent(&self) -> bool {
+        self.session_steps > 0 && self.budget.is_some_and(|b| self.started.elapsed() >= b)
     }
 
     /// What the log says after a checkpoint at `(epoch, batches)`.
@@ -564,11 +594,14 @@ impl<'a> Session<'a> {
                 message: Some(message),
             });
         }
-        // Stop before an epoch that would not fit in what is left of the budget.
-        let over = self
-            .budget
-            .is_some_and(|b| self.started.elapsed() + took > b && more);
-        if !complete || over {
+        // With `budget_ends_epoch`, no epoch is begun that would not fit in what is left of
+        // the budget; otherwise the next epoch runs until the budget is spent, then checkpoints.
+        let over = match (self.budget, t.budget_ends_epoch) {
+            (Some(b), true) => self.started.elapsed() + took > b,
+            (Some(_), false) => self.budget_spent(),
+            (None, _) => false,
+        };
+        if !complete || (over && more) {
             let message = more.then(|| {
                 format!(
                     "time budget reached after epoch {}; continue with --resume",
