@@ -2,10 +2,10 @@
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Int, Tensor};
-use indicatif::ProgressBar;
 use mognet_core::Mognet;
 
 use crate::data::{ImageBatcher, ImageItem, ImageSet};
+use crate::progress::Progress;
 
 /// What an evaluation measured.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +33,7 @@ pub fn evaluate(
     set: &ImageSet,
     batch_size: usize,
     device: &Device,
-    progress: Option<&ProgressBar>,
+    progress: Option<&Progress>,
 ) -> EvalReport {
     let batcher = ImageBatcher {
         channels: set.channels,

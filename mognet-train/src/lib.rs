@@ -9,6 +9,7 @@ pub mod demo;
 pub mod eval;
 pub mod export;
 pub mod plot;
+pub mod progress;
 pub mod sweep;
 pub mod train;
 

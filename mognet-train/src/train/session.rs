@@ -3,7 +3,6 @@
 //! [`Session::end_epoch`] (batch-norm recalibration, validation, the best model, the epoch's
 //! checkpoint and metrics) and [`Session::stop_after`] (the stop rules).
 
-use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,11 +12,11 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLoss;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mognet_core::Mognet;
 
 use crate::data::{AugmentedSet, ImageBatcher, ImageSet};
 use crate::eval::evaluate;
+use crate::progress::Progress;
 use crate::train::batches::{BatchProducer, BatchReceiver, epoch_order, spawn_batches};
 use crate::train::checkpoint::{self, EpochProgress, LoopState};
 use crate::train::config::{RunConfig, TrainConfig};
@@ -312,7 +311,7 @@ impl<'a> Session<'a> {
     ) -> Result<(Mognet, EpochPass), TrainError> {
         let n = self.train_set.len();
         let (rx, producer) = self.spawn_epoch_batches(epoch, before.batches);
-        let pb = bar(n as u64, format!("epoch {}/{}", epoch + 1, self.t.epochs));
+        let mut pb = Progress::new(n as u64, format!("epoch {}/{}", epoch + 1, self.t.epochs));
         pb.set_position(before.seen as u64);
         let mut pass = EpochPass::after(before);
         let mut timers = BatchTimers::new();
@@ -367,7 +366,7 @@ impl<'a> Session<'a> {
             pb.abandon();
             return Err(error);
         }
-        pb.finish_and_clear();
+        pb.finish();
         pass.train_seconds = clock.seconds();
         Ok((model, pass))
     }
@@ -391,7 +390,7 @@ impl<'a> Session<'a> {
         &self,
         epoch: usize,
         pass: &EpochPass,
-        pb: &ProgressBar,
+        pb: &Progress,
         timers: &mut BatchTimers,
         log: &mut dyn FnMut(&str),
     ) {
@@ -490,13 +489,13 @@ impl<'a> Session<'a> {
     ) -> EpochMetrics {
         let eval_model = model.valid();
         let report = self.valid_set.as_ref().map(|set| {
-            let vb = bar(
+            let vb = Progress::new(
                 set.len() as u64,
                 format!("valid {}/{}", epoch + 1, self.t.epochs),
             );
             let batch = self.t.batch_size.max(64);
             let report = evaluate(&eval_model, set, batch, &self.device, Some(&vb));
-            vb.finish_and_clear();
+            vb.finish();
             report
         });
         let regularizer = eval_model
@@ -619,21 +618,3 @@ impl<'a> Session<'a> {
 
 /// How often a run without a terminal logs its progress within an epoch.
 const PROGRESS_EVERY: Duration = Duration::from_secs(120);
-
-fn bar(len: u64, prefix: String) -> ProgressBar {
-    let target = if std::io::stderr().is_terminal() {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let pb = ProgressBar::with_draw_target(Some(len), target);
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} {msg} ({per_sec}, eta {eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    pb.set_prefix(prefix);
-    pb
-}
