@@ -78,6 +78,34 @@ fn loss_falls_on_the_fashion_sample() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// The two run folders trained the same 2-epoch run: the same final weights, bit for bit, and
+/// the same per-epoch losses, accuracies and step counts.
+fn assert_same_run(whole: &Path, split: &Path) {
+    let (w_whole, w_split) = (last_weights(whole), last_weights(split));
+    assert!(w_whole.len() > 1000);
+    assert!(w_whole == w_split, "weights differ after resume");
+    let (a, b) = (metrics(whole), metrics(split));
+    assert_eq!((a.len(), b.len()), (2, 2));
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            (
+                x.train_loss,
+                x.train_acc,
+                x.valid_loss,
+                x.valid_acc,
+                x.steps
+            ),
+            (
+                y.train_loss,
+                y.train_acc,
+                y.valid_loss,
+                y.valid_acc,
+                y.steps
+            )
+        );
+    }
+}
+
 #[test]
 fn resume_after_epoch_one_equals_an_uninterrupted_run_bit_for_bit() {
     let device = Device::flex();
@@ -93,18 +121,7 @@ fn resume_after_epoch_one_equals_an_uninterrupted_run_bit_for_bit() {
     // ...then continued by a fresh call with --resume.
     let resumed = train(&split, &tiny_run(2, 192), true, &device, &mut quiet).unwrap();
     assert_eq!(resumed.epochs.len(), 1);
-    let (w_whole, w_split) = (last_weights(&whole), last_weights(&split));
-    assert!(w_whole.len() > 1000);
-    assert!(w_whole == w_split, "weights differ after resume");
-    let (a, b) = (metrics(&whole), metrics(&split));
-    assert_eq!(a.len(), 2);
-    assert_eq!(b.len(), 2);
-    for (x, y) in a.iter().zip(&b) {
-        assert_eq!(
-            (x.train_loss, x.valid_loss, x.valid_acc, x.steps),
-            (y.train_loss, y.valid_loss, y.valid_acc, y.steps)
-        );
-    }
+    assert_same_run(&whole, &split);
     std::fs::remove_dir_all(whole).ok();
     std::fs::remove_dir_all(split).ok();
 }
@@ -138,18 +155,7 @@ fn resume_within_an_epoch_equals_an_uninterrupted_run_bit_for_bit() {
     assert_eq!(state.progress.map(|p| p.batches), Some(3));
     let last = train(&split, &session(None), true, &device, &mut quiet).unwrap();
     assert!(!last.stopped_by_budget);
-    assert!(
-        last_weights(&whole) == last_weights(&split),
-        "weights differ after resume"
-    );
-    let (a, b) = (metrics(&whole), metrics(&split));
-    assert_eq!(b.len(), 2);
-    for (x, y) in a.iter().zip(&b) {
-        assert_eq!(
-            (x.train_loss, x.train_acc, x.valid_acc, x.steps),
-            (y.train_loss, y.train_acc, y.valid_acc, y.steps)
-        );
-    }
+    assert_same_run(&whole, &split);
     // Only the newest checkpoint is kept.
     let kept = std::fs::read_dir(split.join("checkpoints"))
         .unwrap()
@@ -194,18 +200,7 @@ fn a_time_budget_stops_within_an_epoch_and_resume_is_exact() {
         positions, expected,
         "one step per call, checkpointed where it stopped"
     );
-    assert!(
-        last_weights(&whole) == last_weights(&split),
-        "weights differ after resume"
-    );
-    let (a, b) = (metrics(&whole), metrics(&split));
-    assert_eq!(b.len(), 2);
-    for (x, y) in a.iter().zip(&b) {
-        assert_eq!(
-            (x.train_loss, x.train_acc, x.valid_acc, x.steps),
-            (y.train_loss, y.train_acc, y.valid_acc, y.steps)
-        );
-    }
+    assert_same_run(&whole, &split);
     std::fs::remove_dir_all(whole).ok();
     std::fs::remove_dir_all(split).ok();
 }
