@@ -54,7 +54,7 @@ pub(super) struct EpochPass {
     pub(super) seen: usize,
     /// Learning rate of the last step.
     pub(super) lr: f64,
-    /// False when the time budget cut the epoch.
+    /// False when the time budget cut the epoch short (only with `budget_ends_epoch`).
     pub(super) complete: bool,
     /// Batches done when `stop_after_steps` or the time budget ended the call within the epoch
     /// (checkpointed there).
