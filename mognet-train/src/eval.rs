@@ -1,6 +1,6 @@
 //! Float evaluation of a model on an image set: loss, accuracy and MRB gate-on rates.
 
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::tensor::{Device, Int, Tensor};
 use mognet_core::Mognet;
 
@@ -35,49 +35,35 @@ pub fn evaluate(
     device: &Device,
     progress: Option<&Progress>,
 ) -> EvalReport {
-    let batcher = ImageBatcher {
-        channels: set.channels,
-        size: set.size,
+    let pass = EvalPass {
+        model,
+        set,
+        batcher: ImageBatcher {
+            channels: set.channels,
+            size: set.size,
+        },
+        ce: CrossEntropyLossConfig::new().init(device),
+        device,
     };
-    let ce = CrossEntropyLossConfig::new().init(device);
     let mut loss_sum = 0.0;
     let mut correct = 0usize;
     let mut gate_sums: Vec<(String, f64)> = Vec::new();
     let batch_size = batch_size.max(1);
     for start in (0..set.len()).step_by(batch_size) {
         let end = (start + batch_size).min(set.len());
-        let items: Vec<ImageItem> = (start..end)
-            .map(|i| ImageItem {
-                pixels: set.image(i).to_vec(),
-                label: set.labels[i] as usize,
-            })
-            .collect();
-        let (x, y) = batcher.host_data(&items);
-        let x = Tensor::<4>::from_data(x, device);
-        let y = Tensor::<1, Int>::from_data(y, device);
-        let (logits, trace) = model.forward_trace(x);
+        let batch = pass.batch(start..end);
         let n = end - start;
-        let loss = ce.forward(logits.clone(), y.clone());
-        let hits = logits.argmax(1).reshape([n]).equal(y).int().sum();
-        let mut stats = vec![loss.mul_scalar(n as f64), hits.float()];
-        for (_, g) in &trace.gates {
-            stats.push(g.clone().mean());
-        }
-        let values = Tensor::cat(stats, 0)
-            .into_data()
-            .try_into_vec_as::<f64>()
-            .expect("evaluation statistics are floats");
-        loss_sum += values[0];
-        correct += values[1].round() as usize;
+        loss_sum += batch.loss_sum;
+        correct += batch.correct;
         if gate_sums.is_empty() {
-            gate_sums = trace
-                .gates
+            gate_sums = batch
+                .gate_on
                 .iter()
                 .map(|(name, _)| (name.clone(), 0.0))
                 .collect();
         }
-        for (slot, v) in gate_sums.iter_mut().zip(&values[2..]) {
-            slot.1 += v * n as f64;
+        for (slot, (_, rate)) in gate_sums.iter_mut().zip(&batch.gate_on) {
+            slot.1 += rate * n as f64;
         }
         if let Some(p) = progress {
             p.inc(n as u64);
@@ -92,5 +78,56 @@ pub fn evaluate(
             .into_iter()
             .map(|(name, s)| (name, s / total.max(1) as f64))
             .collect(),
+    }
+}
+
+/// What one evaluation pass reads.
+struct EvalPass<'a> {
+    model: &'a Mognet,
+    set: &'a ImageSet,
+    batcher: ImageBatcher,
+    ce: CrossEntropyLoss,
+    device: &'a Device,
+}
+
+/// One batch's sums: loss times images, correct answers, and each MRB's gate-on rate.
+struct BatchStats {
+    loss_sum: f64,
+    correct: usize,
+    gate_on: Vec<(String, f64)>,
+}
+
+impl EvalPass<'_> {
+    /// The statistics of images `range` of the set, read back from the device in one transfer.
+    fn batch(&self, range: std::ops::Range<usize>) -> BatchStats {
+        let n = range.len();
+        let items: Vec<ImageItem> = range
+            .map(|i| ImageItem {
+                pixels: self.set.image(i).to_vec(),
+                label: self.set.labels[i] as usize,
+            })
+            .collect();
+        let (x, y) = self.batcher.host_data(&items);
+        let x = Tensor::<4>::from_data(x, self.device);
+        let y = Tensor::<1, Int>::from_data(y, self.device);
+        let (logits, trace) = self.model.forward_trace(x);
+        let loss = self.ce.forward(logits.clone(), y.clone());
+        let hits = logits.argmax(1).reshape([n]).equal(y).int().sum();
+        let mut stats = vec![loss.mul_scalar(n as f64), hits.float()];
+        stats.extend(trace.gates.iter().map(|(_, g)| g.clone().mean()));
+        let values = Tensor::cat(stats, 0)
+            .into_data()
+            .try_into_vec_as::<f64>()
+            .expect("evaluation statistics are floats");
+        BatchStats {
+            loss_sum: values[0],
+            correct: values[1].round() as usize,
+            gate_on: trace
+                .gates
+                .iter()
+                .map(|(name, _)| name.clone())
+                .zip(values[2..].iter().copied())
+                .collect(),
+        }
     }
 }
