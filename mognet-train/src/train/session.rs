@@ -57,10 +57,8 @@ pub(super) struct EpochPass {
     /// False when the time budget cut the epoch short (only with `budget_ends_epoch`).
     pub(super) complete: bool,
     /// Batches done when `stop_after_steps` or the time budget ended the call within the epoch
-    /// (checkpointed there).
-    pub(super) stopped_within: Option<usize>,
-    /// Whether that stop was the time budget's.
-    budget_spent: bool,
+    /// (checkpointed there), and which of the two, for the log.
+    pub(super) stopped_within: Option<(usize, &'static str)>,
     /// Seconds of training in the epoch.
     pub(super) train_seconds: f64,
 }
@@ -75,17 +73,7 @@ impl EpochPass {
             lr: 0.0,
             complete: true,
             stopped_within: None,
-            budget_spent: false,
             train_seconds: 0.0,
-        }
-    }
-
-    /// Why the call stopped within the epoch, for the log.
-    pub(super) fn stop_reason(&self) -> &'static str {
-        if self.budget_spent {
-            "the time budget is spent"
-        } else {
-            "as asked"
         }
     }
 
@@ -317,19 +305,8 @@ impl<'a> Session<'a> {
         let mut timers = BatchTimers::new();
         let mut failed = None;
         for (batch_index, batch) in (before.batches..).zip(rx.iter()) {
-            if self.budget_spent() {
-                if self.t.budget_ends_epoch {
-                    pass.complete = false;
-                } else {
-                    // Where this pass began is checkpointed already (resume or epoch end).
-                    if batch_index > before.batches {
-                        let at = (epoch, batch_index);
-                        self.checkpoint_within(at, &model, optim, &pass, clock)?;
-                        pb.suspend(|| log(&self.checkpoint_line(at)));
-                    }
-                    pass.stopped_within = Some(batch_index);
-                    pass.budget_spent = true;
-                }
+            if self.t.budget_ends_epoch && self.budget_spent() {
+                pass.complete = false;
                 break;
             }
             let b = batch.0.shape()[0];
@@ -354,8 +331,8 @@ impl<'a> Session<'a> {
                 self.checkpoint_within(at, &model, optim, &pass, clock)?;
                 pb.suspend(|| log(&self.checkpoint_line(at)));
                 timers.last_checkpoint = Instant::now();
-                if stop {
-                    pass.stopped_within = Some(at.1);
+                if let Some(reason) = stop {
+                    pass.stopped_within = Some((at.1, reason));
                     break;
                 }
             }
@@ -406,17 +383,34 @@ impl<'a> Session<'a> {
     }
 
     /// Whether batch `at = (epoch, batches)` is followed by a checkpoint: `Some(stop)` when
-    /// one is due or when `stop_after_steps` ends the call here (`stop` true then). Only within
-    /// the epoch: its last batch is followed by the epoch-end checkpoint.
-    fn checkpoint_due(&self, at: (usize, usize), timers: &BatchTimers) -> Option<bool> {
-        let stop = self
-            .t
-            .stop_after_steps
-            .is_some_and(|s| self.session_steps >= s);
+    /// one is due or when the call ends here (`stop` then says why). Only within the epoch: its
+    /// last batch is followed by the epoch-end checkpoint, and `stop_after` ends the call there.
+    fn checkpoint_due(
+        &self,
+        at: (usize, usize),
+        timers: &BatchTimers,
+    ) -> Option<Option<&'static str>> {
+        let stop = self.call_ends();
         let due = self
             .checkpoint_every
             .is_some_and(|every| timers.last_checkpoint.elapsed() >= every);
-        ((stop || due) && at.1 < self.steps_per_epoch).then_some(stop)
+        ((stop.is_some() || due) && at.1 < self.steps_per_epoch).then_some(stop)
+    }
+
+    /// Why the call ends after the step just taken, if it does: `stop_after_steps` is reached,
+    /// or the time budget is spent (unless the budget ends epochs instead).
+    fn call_ends(&self) -> Option<&'static str> {
+        if self
+            .t
+            .stop_after_steps
+            .is_some_and(|s| self.session_steps >= s)
+        {
+            Some("as asked")
+        } else if !self.t.budget_ends_epoch && self.budget_spent() {
+            Some("the time budget is spent")
+        } else {
+            None
+        }
     }
 
     /// Whether the time budget is spent; never before this call's first step, so that every
