@@ -127,7 +127,7 @@ pub struct TrainConfig {
     #[config(default = "None")]
     pub stop_after_steps: Option<usize>,
     /// Also checkpoint within an epoch every this many minutes, so that a killed session loses
-    /// at most that much work (an epoch of mognet-l on the full Fashion-MNIST takes about 16
+    /// at most that much work (an epoch of mognet-l on the full Fashion-MNIST takes about 17
     /// minutes on 2 CPU cores); 0 checkpoints at epoch ends only. Default: 10.
     #[config(default = 10.0)]
     pub checkpoint_minutes: f64,
