@@ -205,6 +205,27 @@ fn a_time_budget_stops_within_an_epoch_and_resume_is_exact() {
     std::fs::remove_dir_all(split).ok();
 }
 
+/// With `budget_ends_epoch` (the demo's choice), a spent budget ends the epoch it cuts there:
+/// validated, logged as cut and kept as the best model, so a budget shorter than one epoch still
+/// leaves a model; a resume goes on with the next epoch.
+#[test]
+fn a_budget_that_ends_epochs_leaves_a_validated_model() {
+    let dir = scratch("budget-ends-epoch");
+    let mut run = tiny_run(2, 192);
+    run.train.time_budget_minutes = Some(1e-6);
+    run.train.budget_ends_epoch = true;
+    let outcome = train(&dir, &run, false, &Device::flex(), &mut quiet).unwrap();
+    assert!(outcome.stopped_by_budget);
+    let m = metrics(&dir);
+    assert_eq!(m, outcome.epochs);
+    assert_eq!(m.len(), 1);
+    assert_eq!((m[0].epoch, m[0].steps, m[0].complete), (1, 1, false));
+    assert!(m[0].valid_acc.is_some() && dir.join("best.bpk").exists());
+    let state = checkpoint::load_state(&checkpoint::last_dir(&dir).unwrap()).unwrap();
+    assert_eq!((state.epoch, state.step, state.progress), (1, 1, None));
+    std::fs::remove_dir_all(dir).ok();
+}
+
 #[test]
 fn corrupted_or_missing_checkpoints_are_typed_errors() {
     let dir = scratch("corrupt");
