@@ -1,11 +1,10 @@
 //! Progress of a long pass (an epoch's batches, a validation): a bar on stderr when stderr is a
 //! terminal and the `cli` feature is on; otherwise nothing is drawn, and the trainer's log
-//! lines (which read [`Progress::message`]) show that the run is alive. The library thus needs
-//! no terminal crate; the command line brings `indicatif`.
+//! lines show that the run is alive. The library thus needs no terminal crate; the command
+//! line brings `indicatif`.
 
 /// A counter of done items with a status message, drawn as a bar where that is possible.
 pub struct Progress {
-    message: String,
     #[cfg(feature = "cli")]
     bar: indicatif::ProgressBar,
 }
@@ -16,7 +15,6 @@ impl Progress {
         #[cfg(not(feature = "cli"))]
         let _ = (len, prefix);
         Progress {
-            message: String::new(),
             #[cfg(feature = "cli")]
             bar: terminal_bar(len, prefix),
         }
@@ -47,15 +45,11 @@ impl Progress {
     }
 
     /// The status shown beside the bar.
-    pub fn set_message(&mut self, message: String) {
+    pub fn set_message(&self, message: String) {
         #[cfg(feature = "cli")]
-        self.bar.set_message(message.clone());
-        self.message = message;
-    }
-
-    /// The last status set.
-    pub fn message(&self) -> &str {
-        &self.message
+        self.bar.set_message(message);
+        #[cfg(not(feature = "cli"))]
+        let _ = message;
     }
 
     /// Runs `f` (which prints a line) with the bar taken off the screen.
@@ -105,13 +99,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_status_message_is_kept_for_the_log() {
-        let mut p = Progress::new(10, "epoch 1/2".into());
+    fn suspend_runs_the_line_and_returns_its_value() {
+        let p = Progress::new(10, "epoch 1/2".into());
         p.set_position(3);
         p.inc(2);
-        assert_eq!(p.message(), "");
         p.set_message("loss 0.5".into());
-        assert_eq!(p.message(), "loss 0.5");
+        let mut printed = Vec::new();
+        p.suspend(|| printed.push("a line"));
+        assert_eq!(printed, ["a line"]);
         assert_eq!(p.suspend(|| 7), 7);
         p.finish();
     }

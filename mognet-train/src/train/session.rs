@@ -299,7 +299,7 @@ impl<'a> Session<'a> {
     ) -> Result<(Mognet, EpochPass), TrainError> {
         let n = self.train_set.len();
         let (rx, producer) = self.spawn_epoch_batches(epoch, before.batches);
-        let mut pb = Progress::new(n as u64, format!("epoch {}/{}", epoch + 1, self.t.epochs));
+        let pb = Progress::new(n as u64, format!("epoch {}/{}", epoch + 1, self.t.epochs));
         pb.set_position(before.seen as u64);
         let mut pass = EpochPass::after(before);
         let mut timers = BatchTimers::new();
@@ -377,7 +377,7 @@ impl<'a> Session<'a> {
             log(&format!(
                 "epoch {epoch}/{epochs}: {}/{n} images, {}",
                 pass.seen,
-                pb.message()
+                pass.progress()
             ));
         }
     }
