@@ -263,10 +263,11 @@ pub fn train(
         };
         let (trained, pass) = session.train_epoch(epoch, model, &mut optim, &before, clock, log)?;
         model = trained;
-        if let Some((batches, reason)) = pass.stopped_within {
+        if let Some((batches, why)) = pass.stopped_within {
             log(&format!(
-                "stopping after {} steps ({reason}), at batch {batches} of epoch {}, checkpointed; continue with --resume",
+                "stopping after {} steps ({}), at batch {batches} of epoch {}, checkpointed; continue with --resume",
                 session.session_steps,
+                why.reason(),
                 epoch + 1
             ));
             stopped_by_budget = true;

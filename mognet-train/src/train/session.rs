@@ -57,8 +57,8 @@ pub(super) struct EpochPass {
     /// False when the time budget cut the epoch short (only with `budget_ends_epoch`).
     pub(super) complete: bool,
     /// Batches done when `stop_after_steps` or the time budget ended the call within the epoch
-    /// (checkpointed there), and which of the two, for the log.
-    pub(super) stopped_within: Option<(usize, &'static str)>,
+    /// (checkpointed there), and which of the two.
+    pub(super) stopped_within: Option<(usize, StopWhy)>,
     /// Seconds of training in the epoch.
     pub(super) train_seconds: f64,
 }
@@ -103,6 +103,25 @@ pub(super) struct Stop {
     pub(super) early: bool,
     /// What to tell the user.
     pub(super) message: Option<String>,
+}
+
+/// Why a call ends before the run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StopWhy {
+    /// `stop_after_epochs` or `stop_after_steps` is reached.
+    Asked,
+    /// The time budget is spent.
+    Budget,
+}
+
+impl StopWhy {
+    /// For the log.
+    pub(super) fn reason(self) -> &'static str {
+        match self {
+            StopWhy::Asked => "as asked",
+            StopWhy::Budget => "the time budget is spent",
+        }
+    }
 }
 
 /// When an epoch last logged its progress and last checkpointed.
@@ -385,11 +404,7 @@ impl<'a> Session<'a> {
     /// Whether batch `at = (epoch, batches)` is followed by a checkpoint: `Some(stop)` when
     /// one is due or when the call ends here (`stop` then says why). Only within the epoch: its
     /// last batch is followed by the epoch-end checkpoint, and `stop_after` ends the call there.
-    fn checkpoint_due(
-        &self,
-        at: (usize, usize),
-        timers: &BatchTimers,
-    ) -> Option<Option<&'static str>> {
+    fn checkpoint_due(&self, at: (usize, usize), timers: &BatchTimers) -> Option<Option<StopWhy>> {
         let stop = self.call_ends();
         let due = self
             .checkpoint_every
@@ -399,15 +414,15 @@ impl<'a> Session<'a> {
 
     /// Why the call ends after the step just taken, if it does: `stop_after_steps` is reached,
     /// or the time budget is spent (unless the budget ends epochs instead).
-    fn call_ends(&self) -> Option<&'static str> {
+    fn call_ends(&self) -> Option<StopWhy> {
         if self
             .t
             .stop_after_steps
             .is_some_and(|s| self.session_steps >= s)
         {
-            Some("as asked")
+            Some(StopWhy::Asked)
         } else if !self.t.budget_ends_epoch && self.budget_spent() {
-            Some("the time budget is spent")
+            Some(StopWhy::Budget)
         } else {
             None
         }
@@ -576,8 +591,12 @@ impl<'a> Session<'a> {
     ) -> Option<Stop> {
         let t = &self.t;
         let more = epoch + 1 < t.epochs;
-        let steps_reached = t.stop_after_steps.is_some_and(|s| self.session_steps >= s);
-        if (t.stop_after_epochs == Some(epochs_run) || steps_reached) && more {
+        let why = if t.stop_after_epochs == Some(epochs_run) {
+            Some(StopWhy::Asked)
+        } else {
+            self.call_ends()
+        };
+        if why == Some(StopWhy::Asked) && more {
             let message = format!(
                 "stopping after {epochs_run} epochs and {} steps as asked; continue with --resume",
                 self.session_steps
@@ -589,12 +608,11 @@ impl<'a> Session<'a> {
         }
         // With `budget_ends_epoch`, no epoch is begun that would not fit in what is left of
         // the budget; otherwise the next epoch runs until the budget is spent, then checkpoints.
-        let over = match (self.budget, t.budget_ends_epoch) {
-            (Some(b), true) => self.started.elapsed() + took > b,
-            (Some(_), false) => self.budget_spent(),
-            (None, _) => false,
-        };
-        if !complete || (over && more) {
+        let wont_fit = t.budget_ends_epoch
+            && self
+                .budget
+                .is_some_and(|b| self.started.elapsed() + took > b);
+        if !complete || ((why == Some(StopWhy::Budget) || wont_fit) && more) {
             let message = more.then(|| {
                 format!(
                     "time budget reached after epoch {}; continue with --resume",
