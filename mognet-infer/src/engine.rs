@@ -6,7 +6,7 @@ use crate::kernels::head::{argmax, logits, spatial_sums};
 use crate::kernels::mrb::{gate_bits, mux};
 use crate::kernels::pool::max_pool2x2;
 use crate::kernels::requant::requantize;
-use mognet_arch::{Node, pool_name};
+use mognet_arch::{BlockNode, Node, pool_name};
 
 use crate::input::{InputError, check_image};
 use crate::model::{CflogInt, IntModel};
@@ -32,6 +32,25 @@ pub struct IntTrace {
     /// Smallest and largest accumulator of each convolution (`stem`, `sX.bY.pw1`, `.gconv`,
     /// `.pw2`, `head`), in the order they ran.
     pub accumulators: Vec<(String, [i32; 2])>,
+}
+
+impl IntTrace {
+    /// Keeps what `event` reports.
+    fn record(&mut self, event: Event) {
+        match event {
+            Event::Codes(name, codes, gate) => {
+                self.codes.push((name.clone(), codes.to_vec()));
+                if let Some(gate) = gate {
+                    self.gates.push((name, gate));
+                }
+            }
+            Event::Accumulators(name, acc) => {
+                let lo = acc.iter().copied().min().unwrap_or(0);
+                let hi = acc.iter().copied().max().unwrap_or(0);
+                self.accumulators.push((name, [lo, hi]));
+            }
+        }
+    }
 }
 
 /// What the network reports as it runs, for a trace.
@@ -107,27 +126,33 @@ impl IntModel {
         self.input_shape().iter().product()
     }
 
+    /// An MRB's output: its gate's choice per channel between the block's input `x` and its
+    /// CFLOG's output `f`, both `b.size`; recorded under `sX.bY.gate` with the gate bits.
+    fn mrb_output(
+        &self,
+        b: &BlockNode,
+        x: &[u8],
+        f: &[u8],
+        record: &mut impl FnMut(Event),
+    ) -> Vec<u8> {
+        let hw = b.size[0] * b.size[1];
+        let gate = match self.fixed_gate() {
+            Some(on) => vec![on; b.n],
+            None => gate_bits(x, hw, &self.blocks[b.index].gate),
+        };
+        let y = mux(x, f, hw, &gate, self.mux());
+        record(Event::Codes(b.id.layer("gate"), &y, Some(gate)));
+        y
+    }
+
     fn run(&self, pixels: &[u8], mut trace: Option<&mut IntTrace>) -> Prediction {
         let spec = &self.spec;
         let mut x = pixels.to_vec();
         // The head's spatial sums: what the topology's last step leaves.
         let mut sums = Vec::new();
         let mut record = |event: Event| {
-            let Some(t) = trace.as_deref_mut() else {
-                return;
-            };
-            match event {
-                Event::Codes(name, codes, gate) => {
-                    t.codes.push((name.clone(), codes.to_vec()));
-                    if let Some(gate) = gate {
-                        t.gates.push((name, gate));
-                    }
-                }
-                Event::Accumulators(name, acc) => {
-                    let lo = acc.iter().copied().min().unwrap_or(0);
-                    let hi = acc.iter().copied().max().unwrap_or(0);
-                    t.accumulators.push((name, [lo, hi]));
-                }
+            if let Some(t) = trace.as_deref_mut() {
+                t.record(event);
             }
         };
         for node in spec.topology() {
@@ -150,15 +175,7 @@ impl IntModel {
                     let f = cflog(&block.cflog, &x, h, w, &b.id.to_string(), &mut record);
                     x = match b.residual {
                         None => f,
-                        Some(_) => {
-                            let gate = match self.fixed_gate() {
-                                Some(on) => vec![on; b.n],
-                                None => gate_bits(&x, h * w, &block.gate),
-                            };
-                            let y = mux(&x, &f, h * w, &gate, self.mux());
-                            record(Event::Codes(b.id.layer("gate"), &y, Some(gate)));
-                            y
-                        }
+                        Some(_) => self.mrb_output(&b, &x, &f, &mut record),
                     };
                 }
                 Node::Head { input, classes } => {

@@ -14,7 +14,7 @@ pub mod search;
 pub mod vnni;
 pub mod winograd;
 
-use mognet_arch::Node;
+use mognet_arch::{NetSpec, Node};
 
 use crate::engine::Prediction;
 use crate::input::{InputError, check_image};
@@ -339,18 +339,34 @@ fn fast_cflog(
     }
 }
 
+/// The map of each stage, with borders for a `kernel_size` convolution: the input size, halved
+/// by each stage's pooling.
+fn stage_geoms(spec: &NetSpec) -> Vec<Geom> {
+    let p = spec.kernel_size / 2;
+    let [mut h, mut w] = spec.input_size;
+    let mut geoms = vec![Geom::new(h, w, p)];
+    for _ in 1..spec.stages.len() {
+        (h, w) = (h / 2, w / 2);
+        geoms.push(Geom::new(h, w, p));
+    }
+    geoms
+}
+
+/// The buffer length of each geometry, sized by its widest map (`widest` channels).
+fn buffer_lens(geoms: &[Geom], widest: &[usize]) -> Vec<usize> {
+    geoms
+        .iter()
+        .zip(widest)
+        .map(|(g, &c)| g.buffer_len(c))
+        .collect()
+}
+
 impl FastModel {
     /// Lays the model out for the fast kernels.
     pub fn new(model: &IntModel) -> FastModel {
         let spec = &model.spec;
         let q = spec.levels() as usize;
-        let p = spec.kernel_size / 2;
-        let [mut h, mut w] = spec.input_size;
-        let mut geoms = vec![Geom::new(h, w, p)];
-        for _ in 1..spec.stages.len() {
-            (h, w) = (h / 2, w / 2);
-            geoms.push(Geom::new(h, w, p));
-        }
+        let geoms = stage_geoms(spec);
         // The widest map of each geometry sizes its buffers.
         let mut widest = vec![0; geoms.len()];
         let (mut steps, mut stem, mut head) = (Vec::new(), None, None);
@@ -381,15 +397,8 @@ impl FastModel {
                 Node::Head { input, classes } => {
                     let g = geoms.len() - 1;
                     widest[g] = widest[g].max(classes);
-                    let weights = &model.head.weights;
-                    head = Some(Terms::new(
-                        &weights.codes,
-                        classes,
-                        input[0],
-                        1,
-                        1,
-                        &geoms[g],
-                    ));
+                    let codes = &model.head.weights.codes;
+                    head = Some(Terms::new(codes, classes, input[0], 1, 1, &geoms[g]));
                 }
             }
         }
@@ -404,16 +413,8 @@ impl FastModel {
             offsets: model.head.offsets.clone(),
             fixed_gate: model.fixed_gate(),
             avg: model.mux() == crate::kernels::mrb::Mux::Avg,
-            buffers: geoms
-                .iter()
-                .zip(&widest)
-                .map(|(g, &c)| g.buffer_len(c))
-                .collect(),
-            compact_buffers: compact
-                .iter()
-                .zip(&widest)
-                .map(|(g, &c)| g.buffer_len(c))
-                .collect(),
+            buffers: buffer_lens(&geoms, &widest),
+            compact_buffers: buffer_lens(&compact, &widest),
             classes: spec.num_classes,
             macs: mognet_arch::Summary::new(spec, &mognet_arch::StorageWidths::default()).macs,
             compact,
