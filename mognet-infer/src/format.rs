@@ -279,48 +279,54 @@ fn write_cflog(out: &mut Vec<u8>, c: &CflogInt, q: usize, packing: Packing) {
     write_requant(out, &c.out, q);
 }
 
+/// The header: magic, version, packing, and every field of the network description.
+fn write_header(out: &mut Vec<u8>, s: &NetSpec, packing: Packing) -> Result<(), FormatError> {
+    out.extend(MAGIC);
+    out.extend(VERSION.to_le_bytes());
+    out.push(packing.tag());
+    out.push(match s.pw2 {
+        Pw2Kind::Ca => 0,
+        Pw2Kind::Prng => 1,
+        Pw2Kind::Ternary => 2,
+    });
+    put_u16(out, s.in_channels, "in_channels")?;
+    put_u16(out, s.num_classes, "num_classes")?;
+    put_u16(out, s.input_size[0], "input height")?;
+    put_u16(out, s.input_size[1], "input width")?;
+    out.push(s.bits as u8);
+    out.push(s.kernel_size as u8);
+    put_u16(out, s.stem_width, "stem width")?;
+    out.push(s.inner_norm as u8);
+    out.push(match s.gate {
+        GateMode::Tgap => 0,
+        GateMode::Always => 1,
+        GateMode::Never => 2,
+    });
+    out.push(match s.mux {
+        MuxInputs::Avg => 0,
+        MuxInputs::Skip => 1,
+    });
+    out.push(s.stages.len() as u8);
+    for st in &s.stages {
+        for (v, what) in [
+            (st.n, "n"),
+            (st.m, "m"),
+            (st.groups, "groups"),
+            (st.blocks, "blocks"),
+        ] {
+            put_u16(out, v, what)?;
+        }
+    }
+    Ok(())
+}
+
 impl IntModel {
     /// Encodes the model. Fails only if a size exceeds the format's fields.
     pub fn to_bytes(&self, packing: Packing) -> Result<Vec<u8>, FormatError> {
         let s = &self.spec;
         let q = s.levels() as usize;
         let mut out = Vec::new();
-        out.extend(MAGIC);
-        out.extend(VERSION.to_le_bytes());
-        out.push(packing.tag());
-        out.push(match s.pw2 {
-            Pw2Kind::Ca => 0,
-            Pw2Kind::Prng => 1,
-            Pw2Kind::Ternary => 2,
-        });
-        put_u16(&mut out, s.in_channels, "in_channels")?;
-        put_u16(&mut out, s.num_classes, "num_classes")?;
-        put_u16(&mut out, s.input_size[0], "input height")?;
-        put_u16(&mut out, s.input_size[1], "input width")?;
-        out.push(s.bits as u8);
-        out.push(s.kernel_size as u8);
-        put_u16(&mut out, s.stem_width, "stem width")?;
-        out.push(s.inner_norm as u8);
-        out.push(match s.gate {
-            GateMode::Tgap => 0,
-            GateMode::Always => 1,
-            GateMode::Never => 2,
-        });
-        out.push(match s.mux {
-            MuxInputs::Avg => 0,
-            MuxInputs::Skip => 1,
-        });
-        out.push(s.stages.len() as u8);
-        for st in &s.stages {
-            for (v, what) in [
-                (st.n, "n"),
-                (st.m, "m"),
-                (st.groups, "groups"),
-                (st.blocks, "blocks"),
-            ] {
-                put_u16(&mut out, v, what)?;
-            }
-        }
+        write_header(&mut out, s, packing)?;
         for node in s.topology() {
             match node {
                 Node::Stem { .. } => {
