@@ -21,7 +21,7 @@ use mognet_arch::{GateMode, MuxInputs, NetSpec, Node, pool_name};
 
 use super::proto::{self, Attr, Dim, ElemType, Message};
 use crate::kernels::requant::ChannelRequant;
-use crate::model::{CflogInt, IntModel, TernaryWeights};
+use crate::model::{CflogInt, HeadInt, IntModel, TernaryWeights};
 
 /// Largest integer below which every f32 integer is exact.
 const F32_EXACT: i64 = 1 << 24;
@@ -286,8 +286,7 @@ impl Graph<'_> {
 
     /// The head on codes `x`: the outputs `logits` and `class`.
     fn head(&mut self, model: &IntModel, x: &str) {
-        let h = &model.head;
-        let acc = self.conv("head", x, &h.weights);
+        let acc = self.conv("head", x, &model.head.weights);
         let axes = self.int64("head.axes", &[2], &[2, 3]);
         let sums = self.op(
             "head.sums",
@@ -295,32 +294,46 @@ impl Graph<'_> {
             &[&acc, &axes],
             &[("keepdims", Attr::Int(0))],
         );
-        if let Some(parts) = self.float {
-            let (a, b) = &parts.head;
-            let k = a.len() as i64;
-            let a = self.float("head.scale", &[k], a);
-            let b = self.float("head.shift", &[k], b);
-            let scaled = self.op("head.scaled", "Mul", &[&sums, &a], &[]);
-            self.nodes.push(proto::node(
-                "logits",
-                "Add",
-                &[&scaled, &b],
+        let (scaled, shift) = match self.float {
+            Some(parts) => self.float_scale(&sums, &parts.head),
+            None => self.int_scale(&sums, &model.head),
+        };
+        let logits = proto::node("logits", "Add", &[&scaled, &shift], &["logits"], &[]);
+        self.nodes.push(logits);
+        let argmax_input = match self.float {
+            Some(_) => "logits".to_string(),
+            // ArgMax on f64 (exact: |logit| stays far below 2^53), which every runtime takes.
+            None => self.op(
+                "head.f64_logits",
+                "Cast",
                 &["logits"],
-                &[],
-            ));
-            self.nodes.push(proto::node(
-                "class",
-                "ArgMax",
-                &["logits"],
-                &["class"],
-                &[("axis", Attr::Int(1)), ("keepdims", Attr::Int(0))],
-            ));
-            return;
-        }
+                &[("to", Attr::Int(ElemType::Double as i64))],
+            ),
+        };
+        self.nodes.push(proto::node(
+            "class",
+            "ArgMax",
+            &[&argmax_input],
+            &["class"],
+            &[("axis", Attr::Int(1)), ("keepdims", Attr::Int(0))],
+        ));
+    }
+
+    /// The float head's `sums x scale` and its shift, both f32 (`(scale, shift)` per class).
+    fn float_scale(&mut self, sums: &str, (a, b): &(Vec<f32>, Vec<f32>)) -> (String, String) {
+        let k = a.len() as i64;
+        let a = self.float("head.scale", &[k], a);
+        let b = self.float("head.shift", &[k], b);
+        (self.op("head.scaled", "Mul", &[sums, &a], &[]), b)
+    }
+
+    /// The integer head's `sums x multiplier` and its offsets, both i64, as the engine computes
+    /// them.
+    fn int_scale(&mut self, sums: &str, h: &HeadInt) -> (String, String) {
         let ints = self.op(
             "head.int_sums",
             "Cast",
-            &[&sums],
+            &[sums],
             &[("to", Attr::Int(ElemType::Int64 as i64))],
         );
         let k = h.multipliers.len() as i64;
@@ -328,28 +341,7 @@ impl Graph<'_> {
         let c: Vec<i64> = h.offsets.iter().map(|&v| v as i64).collect();
         let m = self.int64("head.multipliers", &[k], &m);
         let c = self.int64("head.offsets", &[k], &c);
-        let scaled = self.op("head.scaled", "Mul", &[&ints, &m], &[]);
-        self.nodes.push(proto::node(
-            "logits",
-            "Add",
-            &[&scaled, &c],
-            &["logits"],
-            &[],
-        ));
-        // ArgMax on f64 (exact: |logit| stays far below 2^53), which every runtime takes.
-        let wide = self.op(
-            "head.f64_logits",
-            "Cast",
-            &["logits"],
-            &[("to", Attr::Int(ElemType::Double as i64))],
-        );
-        self.nodes.push(proto::node(
-            "class",
-            "ArgMax",
-            &[&wide],
-            &["class"],
-            &[("axis", Attr::Int(1)), ("keepdims", Attr::Int(0))],
-        ));
+        (self.op("head.scaled", "Mul", &[&ints, &m], &[]), c)
     }
 }
 
