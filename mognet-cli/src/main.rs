@@ -16,6 +16,7 @@ use mognet_core::{Mognet, MognetConfig};
 use mognet_data::cli::DataArgs;
 use mognet_data::{ImageSet, Picture, Split};
 use mognet_infer::fast::{FastModel, Variant};
+use mognet_infer::onnx::OnnxExport;
 use mognet_infer::{IntModel, Packing};
 
 #[derive(Debug, Parser)]
@@ -421,6 +422,48 @@ impl Calibration {
     }
 }
 
+/// The QDQ graph of `model`, its int8 scales calibrated on `calibration`'s images; says how
+/// many convolutions stay exact.
+fn qdq_export(model: &IntModel, calibration: &Calibration) -> Result<OnnxExport> {
+    let pixels = calibration.pixels(model)?;
+    let export = mognet_infer::onnx::export_qdq(model, &pixels)?;
+    let coarse: Vec<String> = export
+        .scales
+        .iter()
+        .filter(|(_, s)| *s > 1.0)
+        .map(|(layer, s)| format!("{layer} {s:.2}"))
+        .collect();
+    println!(
+        "calibrated on {} training images of {}: {} of {} convolutions exact in int8; scales above 1: {}",
+        pixels.len() / model.image_len(),
+        calibration.dir.display(),
+        export.scales.len() - coarse.len(),
+        export.scales.len(),
+        if coarse.is_empty() {
+            "none".to_string()
+        } else {
+            coarse.join(", ")
+        }
+    );
+    Ok(export)
+}
+
+/// The float graph of `model` (read from `path`), whose float weights `weights` must fold to
+/// exactly that model: the graph takes weights and gates from the file.
+fn float_export(model: &IntModel, path: &Path, weights: &FloatWeights) -> Result<OnnxExport> {
+    let (config, float_model, source) = weights.load(&Device::flex())?;
+    let (folded, _) = fold(&float_model, &config)?;
+    if folded != *model {
+        bail!(
+            "{} is not the export of {}: fold it again with `mognet-infer export`",
+            path.display(),
+            source.display()
+        );
+    }
+    let parts = mognet_core::onnx::float_parts(&float_model);
+    Ok(mognet_infer::onnx::export_float(model, &parts))
+}
+
 fn export_onnx(
     path: &Path,
     out: &Path,
@@ -431,46 +474,11 @@ fn export_onnx(
     let (model, _) = IntModel::load(path)?;
     let export = match (style, float) {
         (OnnxStyle::Exact, _) => mognet_infer::onnx::export_exact(&model),
-        (OnnxStyle::Qdq, _) => {
-            let pixels = calibration.pixels(&model)?;
-            let export = mognet_infer::onnx::export_qdq(&model, &pixels)?;
-            let coarse: Vec<String> = export
-                .scales
-                .iter()
-                .filter(|(_, s)| *s > 1.0)
-                .map(|(layer, s)| format!("{layer} {s:.2}"))
-                .collect();
-            println!(
-                "calibrated on {} training images of {}: {} of {} convolutions exact in int8; scales above 1: {}",
-                pixels.len() / model.image_len(),
-                calibration.dir.display(),
-                export.scales.len() - coarse.len(),
-                export.scales.len(),
-                if coarse.is_empty() {
-                    "none".to_string()
-                } else {
-                    coarse.join(", ")
-                }
-            );
-            export
-        }
+        (OnnxStyle::Qdq, _) => qdq_export(&model, calibration)?,
         (OnnxStyle::Float, None) => {
             bail!("--style float needs the float weights: --weights or --run")
         }
-        (OnnxStyle::Float, Some(weights)) => {
-            let (config, float_model, source) = weights.load(&Device::flex())?;
-            // The graph takes weights and gates from the file: they must be this model's.
-            let (folded, _) = fold(&float_model, &config)?;
-            if folded != model {
-                bail!(
-                    "{} is not the export of {}: fold it again with `mognet-infer export`",
-                    path.display(),
-                    source.display()
-                );
-            }
-            let parts = mognet_core::onnx::float_parts(&float_model);
-            mognet_infer::onnx::export_float(&model, &parts)
-        }
+        (OnnxStyle::Float, Some(weights)) => float_export(&model, path, weights)?,
     };
     mognet_core::persist::write_atomic(out, &export.bytes)?;
     for (layer, bound) in &export.inexact {
