@@ -208,53 +208,11 @@ fn patch_rows(
     let mut x = [[zero; 4]; 2];
     for r in 0..4 {
         let row = origin + r * geom.s;
-        match &wn.gather[chunk] {
-            Gather::Window { start, len, index } => {
-                let at = row + start;
-                assert!(at + len <= input.len(), "input plane out of bounds");
-                let m = |from: usize| -> __mmask32 {
-                    let n = len.saturating_sub(from).min(32);
-                    if n == 32 { !0 } else { (1 << n) - 1 }
-                };
-                // SAFETY: the masks select `input[at..at + len]`, in bounds (asserted);
-                // masked-off lanes are not accessed, and the second load's address is
-                // formed with `wrapping_add` (its mask is empty when `len <= 32`).
-                let (lo, hi) = unsafe {
-                    let base = input.as_ptr().wrapping_add(at);
-                    (
-                        _mm512_maskz_loadu_epi16(m(0), base),
-                        _mm512_maskz_loadu_epi16(m(32), base.wrapping_add(32)),
-                    )
-                };
-                // SAFETY: `index` is 32 i16, 64 bytes.
-                let idx = unsafe { _mm512_loadu_si512(index.as_ptr().cast()) };
-                x[0][r] = _mm512_permutex2var_epi16(lo, idx, hi);
-                let idx2 = _mm512_add_epi16(idx, _mm512_set1_epi16(2));
-                x[1][r] = _mm512_permutex2var_epi16(lo, idx2, hi);
-            }
-            Gather::Rows => {
-                // Tiles `lane..lane + n` of the chunk, one row piece from column `at`.
-                let at = row + at;
-                assert!(at + 2 + 2 * n <= input.len(), "input plane out of bounds");
-                let m: __mmask32 = if n == 16 { !0 } else { (1 << (2 * n)) - 1 };
-                // SAFETY: the masks select `input[at..at + 2n]` and
-                // `input[at + 2..at + 2 + 2n]`, in bounds (asserted).
-                let (a, b) = unsafe {
-                    (
-                        _mm512_maskz_loadu_epi16(m, input.as_ptr().add(at)),
-                        _mm512_maskz_loadu_epi16(m, input.as_ptr().add(at + 2)),
-                    )
-                };
-                // Into lanes `lane..`: whole i32 lanes, so shift by `lane` dwords.
-                let shift = _mm512_sub_epi32(
-                    _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                    _mm512_set1_epi32(lane as i32),
-                );
-                let keep = lanes_mask(lane + n) & !lanes_mask(lane);
-                x[0][r] = _mm512_maskz_permutexvar_epi32(keep, shift, a);
-                x[1][r] = _mm512_maskz_permutexvar_epi32(keep, shift, b);
-            }
-        }
+        let [c01, c23] = match &wn.gather[chunk] {
+            Gather::Window { start, len, index } => window_row(input, row + start, *len, index),
+            Gather::Rows => piece_row(input, row + at, lane, n),
+        };
+        (x[0][r], x[1][r]) = (c01, c23);
     }
     x.map(|x| {
         [
@@ -264,6 +222,71 @@ fn patch_rows(
             _mm512_sub_epi16(x[1], x[3]),
         ]
     })
+}
+
+/// Column pairs `(c0, c1)` and `(c2, c3)` of a chunk's 16 tiles in one patch row, read from
+/// the window `input[at..at + len]` and placed by `index` (see [`Gather::Window`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+#[inline]
+fn window_row(
+    input: &[i16],
+    at: usize,
+    len: usize,
+    index: &[i16; 32],
+) -> [std::arch::x86_64::__m512i; 2] {
+    use std::arch::x86_64::*;
+    assert!(at + len <= input.len(), "input plane out of bounds");
+    let m = |from: usize| -> __mmask32 {
+        let n = len.saturating_sub(from).min(32);
+        if n == 32 { !0 } else { (1 << n) - 1 }
+    };
+    // SAFETY: the masks select `input[at..at + len]`, in bounds (asserted); masked-off lanes
+    // are not accessed, and the second load's address is formed with `wrapping_add` (its mask
+    // is empty when `len <= 32`).
+    let (lo, hi) = unsafe {
+        let base = input.as_ptr().wrapping_add(at);
+        (
+            _mm512_maskz_loadu_epi16(m(0), base),
+            _mm512_maskz_loadu_epi16(m(32), base.wrapping_add(32)),
+        )
+    };
+    // SAFETY: `index` is 32 i16, 64 bytes.
+    let idx = unsafe { _mm512_loadu_si512(index.as_ptr().cast()) };
+    let idx2 = _mm512_add_epi16(idx, _mm512_set1_epi16(2));
+    [
+        _mm512_permutex2var_epi16(lo, idx, hi),
+        _mm512_permutex2var_epi16(lo, idx2, hi),
+    ]
+}
+
+/// Column pairs `(c0, c1)` and `(c2, c3)` of tiles `lane..lane + n` of a chunk in one patch
+/// row, one row piece read from `input[at..]`; the other lanes zero.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+#[inline]
+fn piece_row(input: &[i16], at: usize, lane: usize, n: usize) -> [std::arch::x86_64::__m512i; 2] {
+    use std::arch::x86_64::*;
+    assert!(at + 2 + 2 * n <= input.len(), "input plane out of bounds");
+    let m: __mmask32 = if n == 16 { !0 } else { (1 << (2 * n)) - 1 };
+    // SAFETY: the masks select `input[at..at + 2n]` and `input[at + 2..at + 2 + 2n]`, in
+    // bounds (asserted).
+    let (a, b) = unsafe {
+        (
+            _mm512_maskz_loadu_epi16(m, input.as_ptr().add(at)),
+            _mm512_maskz_loadu_epi16(m, input.as_ptr().add(at + 2)),
+        )
+    };
+    // Into lanes `lane..`: whole i32 lanes, so shift by `lane` dwords.
+    let shift = _mm512_sub_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(lane as i32),
+    );
+    let keep = lanes_mask(lane + n) & !lanes_mask(lane);
+    [
+        _mm512_maskz_permutexvar_epi32(keep, shift, a),
+        _mm512_maskz_permutexvar_epi32(keep, shift, b),
+    ]
 }
 
 /// The input transform of chunk `chunk` (tiles `16 chunk..`) of the group's channel pair `p`
@@ -302,22 +325,9 @@ unsafe fn transform_inputs(
             diff,
         ]
     };
-    let window = [(0, TILE_LANES, 0)];
-    let mut pieces = [(0usize, 0usize, 0usize); TILE_LANES];
-    let pieces: &[(usize, usize, usize)] = match &wn.gather[chunk] {
-        Gather::Window { .. } => &window,
-        Gather::Rows => {
-            // (first lane, tiles, column offset of the piece) per tile row the chunk touches.
-            let mut count = 0;
-            for p in row_pieces(chunk * TILE_LANES, wn.chunk_tiles(chunk), wn.tw) {
-                pieces[count] = (p.at, p.len, 2 * p.y * geom.s + 2 * p.x);
-                count += 1;
-            }
-            &pieces[..count]
-        }
-    };
+    let pieces = ReadPieces::new(wn, geom, chunk);
     let mut x = [[[zero; 4]; 2]; 2];
-    for &(lane, n, at) in pieces {
+    for &(lane, n, at) in pieces.as_slice() {
         for (half, x) in x.iter_mut().enumerate() {
             let part = patch_rows(input, geom, wn, group, chunk, 2 * p + half, (lane, n, at));
             for k in 0..2 {
@@ -328,28 +338,73 @@ unsafe fn transform_inputs(
         }
     }
     let block = (chunk * wn.pairs + p) * POSITIONS * TILE_LANES;
-    assert!(
-        block + POSITIONS * TILE_LANES <= v.len(),
-        "transform scratch too small"
-    );
     for r in 0..4 {
         let c0 = cols(x[0][0][r], x[0][1][r]);
         let c1 = cols(x[1][0][r], x[1][1][r]);
-        for c in 0..4 {
-            // Channel 2p's value into the low i16 of each lane, 2p + 1's into the high one.
-            let pair = if c == 3 {
-                _mm512_mask_blend_epi16(0xAAAA_AAAA, _mm512_srli_epi32::<16>(c0[c]), c1[c])
-            } else {
-                _mm512_mask_blend_epi16(0xAAAA_AAAA, c0[c], _mm512_slli_epi32::<16>(c1[c]))
-            };
-            // SAFETY: `block + 16 (4r + c) + 16 <= v.len()` (asserted above).
-            unsafe {
-                _mm512_storeu_si512(
-                    v.as_mut_ptr().add(block + (4 * r + c) * TILE_LANES).cast(),
-                    pair,
-                )
-            };
+        store_pairs(
+            c0,
+            c1,
+            &mut v[block + 4 * r * TILE_LANES..][..4 * TILE_LANES],
+        );
+    }
+}
+
+/// Stores the four positions of one patch row of `V` (`c0` of channel `2p`, `c1` of `2p + 1`)
+/// into `v`, 16 lanes per position: channel `2p`'s value in the low i16 of each lane, `2p +
+/// 1`'s in the high one. Position 3 comes in the high i16 of its lanes, the others in the low.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+#[inline]
+fn store_pairs(
+    c0: [std::arch::x86_64::__m512i; 4],
+    c1: [std::arch::x86_64::__m512i; 4],
+    v: &mut [i32],
+) {
+    use std::arch::x86_64::*;
+    assert!(v.len() >= 4 * TILE_LANES, "transform scratch too small");
+    for c in 0..4 {
+        let pair = if c == 3 {
+            _mm512_mask_blend_epi16(0xAAAA_AAAA, _mm512_srli_epi32::<16>(c0[c]), c1[c])
+        } else {
+            _mm512_mask_blend_epi16(0xAAAA_AAAA, c0[c], _mm512_slli_epi32::<16>(c1[c]))
+        };
+        // SAFETY: `16 c + 16 <= v.len()` (asserted above).
+        unsafe { _mm512_storeu_si512(v.as_mut_ptr().add(c * TILE_LANES).cast(), pair) };
+    }
+}
+
+/// The pieces the input transform reads a chunk's tiles in: `(first lane, tiles, column
+/// offset)`, one per tile row the chunk touches for [`Gather::Rows`], the whole chunk at once
+/// for a [`Gather::Window`].
+struct ReadPieces {
+    pieces: [(usize, usize, usize); TILE_LANES],
+    count: usize,
+}
+
+impl ReadPieces {
+    /// The pieces of chunk `chunk` of `wn`, on planes laid out by `geom`.
+    fn new(wn: &Winograd, geom: &Geom, chunk: usize) -> ReadPieces {
+        let mut plan = ReadPieces {
+            pieces: [(0, 0, 0); TILE_LANES],
+            count: 0,
+        };
+        match &wn.gather[chunk] {
+            Gather::Window { .. } => {
+                plan.pieces[0] = (0, TILE_LANES, 0);
+                plan.count = 1;
+            }
+            Gather::Rows => {
+                for p in row_pieces(chunk * TILE_LANES, wn.chunk_tiles(chunk), wn.tw) {
+                    plan.pieces[plan.count] = (p.at, p.len, 2 * p.y * geom.s + 2 * p.x);
+                    plan.count += 1;
+                }
+            }
         }
+        plan
+    }
+
+    fn as_slice(&self) -> &[(usize, usize, usize)] {
+        &self.pieces[..self.count]
     }
 }
 
@@ -392,71 +447,22 @@ unsafe fn multiply<O: Output>(
     post: Post,
 ) {
     use std::arch::x86_64::*;
-    let pairs = wn.pairs;
-    let block = pairs * POSITIONS * TILE_LANES;
-    assert!(v.len() >= wn.lanes / TILE_LANES * block);
+    let weights = wn.pairs * POSITIONS;
+    let block = weights * TILE_LANES;
     let first = group * wn.outputs;
-    assert!(wn.weights.len() >= (first + wn.outputs) * pairs * POSITIONS);
     // Lane i of `lo` / `hi`: output column 2x + b of tile i / 2 (+ 8), b = i % 2.
     let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     let hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     for chunk in 0..wn.lanes / TILE_LANES {
-        let vb = v[chunk * block..][..block].as_ptr();
-        // The chunk's masked stores, worked out once for all its outputs: register `r` of a
-        // row's `pixels` goes to `base + at` (`base` the row's start in the output plane),
-        // lanes `keep` only. `end` bounds every selected lane's destination. A piece needs one
-        // store, or two for the one piece that may straddle both registers: at most 17.
-        let mut stores = [(0usize, 0usize, 0u16); TILE_LANES + 1];
-        let (mut count, mut end) = (0, 0);
-        for piece in row_pieces(chunk * TILE_LANES, wn.chunk_tiles(chunk), wn.tw) {
-            let (i, n) = (piece.at, piece.len);
-            let at = to.at(0, 2 * piece.y, 2 * piece.x) - to.at(0, 0, 0);
-            end = end.max(at + 2 * n);
-            // Values 2i..2i + 2n of `pixels` (16 per register) go to `at..at + 2n`.
-            for r in 0..2 {
-                if let Some(keep) = run_lanes(r, 2 * i, 2 * (i + n)) {
-                    stores[count] = (r, (at + 16 * r).wrapping_sub(2 * i), keep);
-                    count += 1;
-                }
-            }
-        }
-        let stores = &stores[..count];
-        for ol in 0..wn.outputs {
-            let o = first + ol;
-            let w = wn.weights[o * pairs * POSITIONS..][..pairs * POSITIONS].as_ptr();
-            let mut m = [_mm512_setzero_si512(); POSITIONS];
-            // Channel pairs outside, positions inside: 16 independent accumulation chains.
-            for p in 0..pairs {
-                for (pos, m) in m.iter_mut().enumerate() {
-                    let i = p * POSITIONS + pos;
-                    // SAFETY: `i < pairs * 16`, so the 16 lanes at `vb + 16 i` lie in this
-                    // chunk's block and `w + i` in this output's weights (both bounds asserted
-                    // by the slices above); unaligned loads are allowed.
-                    let (x, wv) = unsafe {
-                        (
-                            _mm512_loadu_si512(vb.add(i * TILE_LANES).cast()),
-                            _mm512_set1_epi32(*w.add(i)),
-                        )
-                    };
-                    *m = dpwssd(*m, x, wv);
-                }
-            }
-            // Aᵀ M A with Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]], then the factor 4 of 2G.
-            let mut rows = [[_mm512_setzero_si512(); 4]; 2];
-            for c in 0..4 {
-                let (m0, m1, m2, m3) = (m[c], m[4 + c], m[8 + c], m[12 + c]);
-                rows[0][c] = _mm512_add_epi32(_mm512_add_epi32(m0, m1), m2);
-                rows[1][c] = _mm512_sub_epi32(_mm512_sub_epi32(m1, m2), m3);
-            }
+        let vc = &v[chunk * block..][..block];
+        let stores = ChunkStores::new(wn, chunk, to);
+        for o in first..first + wn.outputs {
+            let m = products(vc, &wn.weights[o * weights..][..weights]);
             let rq = match post {
                 Post::Store => None,
                 Post::Requant(rq) => Some(rq(o)),
             };
-            for (a, &[t0, t1, t2, t3]) in rows.iter().enumerate() {
-                let mut y = [
-                    _mm512_srai_epi32::<2>(_mm512_add_epi32(_mm512_add_epi32(t0, t1), t2)),
-                    _mm512_srai_epi32::<2>(_mm512_sub_epi32(_mm512_sub_epi32(t1, t2), t3)),
-                ];
+            for (a, mut y) in output_rows(&m).into_iter().enumerate() {
                 if let Some(rq) = rq {
                     // SAFETY: compiled for AVX-512; the engine's thresholds are sorted.
                     y = unsafe { [codes16(y[0], rq), codes16(y[1], rq)] };
@@ -466,25 +472,133 @@ unsafe fn multiply<O: Output>(
                     _mm512_permutex2var_epi32(y[0], lo, y[1]),
                     _mm512_permutex2var_epi32(y[0], hi, y[1]),
                 ];
-                // Output row 2ty + a of each tile of the chunk.
-                let base = to.at(o, a, 0);
-                assert!(base + end <= output.len(), "output plane out of bounds");
-                for &(r, at, keep) in stores {
-                    // SAFETY: lane l of the store lands on `base + at + l`; `keep` selects the
-                    // lanes of one row piece, whose destinations lie in `base..base + end`
-                    // (asserted in bounds). The base pointer may lie outside the slice, hence
-                    // `wrapping_add`; only selected lanes are written.
-                    unsafe {
-                        O::store(
-                            output.as_mut_ptr().wrapping_add(base.wrapping_add(at)),
-                            keep,
-                            pixels[r],
-                        )
-                    };
-                }
+                // SAFETY: the caller's contract on the CPU.
+                unsafe { stores.write(output, to.at(o, a, 0), pixels) };
             }
         }
     }
+}
+
+/// Where one chunk's output rows go, worked out once for all its outputs: register `r` of a
+/// row's `pixels` is stored at `base + at` (`base` the row's start in the output plane), lanes
+/// `keep` only.
+#[cfg(target_arch = "x86_64")]
+struct ChunkStores {
+    /// `(r, at, keep)`: one per row piece, or two for the one piece that may straddle both
+    /// registers: at most 17. The first `count` are used.
+    stores: [(usize, usize, u16); TILE_LANES + 1],
+    count: usize,
+    /// Bounds every selected lane's destination, from `base`.
+    end: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl ChunkStores {
+    /// The stores of chunk `chunk` of `wn` into planes laid out by `to`.
+    fn new(wn: &Winograd, chunk: usize, to: &Geom) -> ChunkStores {
+        let mut plan = ChunkStores {
+            stores: [(0, 0, 0); TILE_LANES + 1],
+            count: 0,
+            end: 0,
+        };
+        for piece in row_pieces(chunk * TILE_LANES, wn.chunk_tiles(chunk), wn.tw) {
+            let (i, n) = (piece.at, piece.len);
+            let at = to.at(0, 2 * piece.y, 2 * piece.x) - to.at(0, 0, 0);
+            plan.end = plan.end.max(at + 2 * n);
+            // Values 2i..2i + 2n of `pixels` (16 per register) go to `at..at + 2n`.
+            for r in 0..2 {
+                if let Some(keep) = run_lanes(r, 2 * i, 2 * (i + n)) {
+                    plan.stores[plan.count] = (r, (at + 16 * r).wrapping_sub(2 * i), keep);
+                    plan.count += 1;
+                }
+            }
+        }
+        plan
+    }
+
+    /// Stores one output row of the chunk's tiles (`pixels`, two registers of 16 i32) into the
+    /// row starting at `output[base]`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VL; the values fit `O`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+    #[inline]
+    unsafe fn write<O: Output>(
+        &self,
+        output: &mut [O],
+        base: usize,
+        pixels: [std::arch::x86_64::__m512i; 2],
+    ) {
+        assert!(
+            base + self.end <= output.len(),
+            "output plane out of bounds"
+        );
+        for &(r, at, keep) in &self.stores[..self.count] {
+            // SAFETY: lane l of the store lands on `base + at + l`; `keep` selects the lanes of
+            // one row piece, whose destinations lie in `base..base + end` (asserted in bounds).
+            // The base pointer may lie outside the slice, hence `wrapping_add`; only selected
+            // lanes are written. The caller vouches for the CPU and the values.
+            unsafe {
+                O::store(
+                    output.as_mut_ptr().wrapping_add(base.wrapping_add(at)),
+                    keep,
+                    pixels[r],
+                )
+            };
+        }
+    }
+}
+
+/// `M` of one output on one chunk: its `U` (`w`, 16 positions per channel pair) times the
+/// chunk's `V` (`v`, 16 tiles per position and pair), summed over the group's channel pairs;
+/// one register of 16 tiles per position.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+#[inline]
+fn products(v: &[i32], w: &[i32]) -> [std::arch::x86_64::__m512i; POSITIONS] {
+    use std::arch::x86_64::*;
+    assert!(w.len().is_multiple_of(POSITIONS) && v.len() >= w.len() * TILE_LANES);
+    let (vb, wb) = (v.as_ptr(), w.as_ptr());
+    let mut m = [_mm512_setzero_si512(); POSITIONS];
+    // Channel pairs outside, positions inside: 16 independent accumulation chains.
+    for p in 0..w.len() / POSITIONS {
+        for (pos, m) in m.iter_mut().enumerate() {
+            let i = p * POSITIONS + pos;
+            // SAFETY: `i < w.len()`, so `wb + i` lies in `w` and the 16 lanes at `vb + 16 i`
+            // in `v` (both asserted above); unaligned loads are allowed.
+            let (x, wv) = unsafe {
+                (
+                    _mm512_loadu_si512(vb.add(i * TILE_LANES).cast()),
+                    _mm512_set1_epi32(*wb.add(i)),
+                )
+            };
+            *m = dpwssd(*m, x, wv);
+        }
+    }
+    m
+}
+
+/// `Y = Aᵀ M A` with `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`, divided by the factor 4 of `2G`:
+/// `[a][b]` holds output row `a`, column `b` of each tile.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+#[inline]
+fn output_rows(
+    m: &[std::arch::x86_64::__m512i; POSITIONS],
+) -> [[std::arch::x86_64::__m512i; 2]; 2] {
+    use std::arch::x86_64::*;
+    let mut rows = [[_mm512_setzero_si512(); 4]; 2];
+    for c in 0..4 {
+        let (m0, m1, m2, m3) = (m[c], m[4 + c], m[8 + c], m[12 + c]);
+        rows[0][c] = _mm512_add_epi32(_mm512_add_epi32(m0, m1), m2);
+        rows[1][c] = _mm512_sub_epi32(_mm512_sub_epi32(m1, m2), m3);
+    }
+    let mut y = [[_mm512_setzero_si512(); 2]; 2];
+    for (y, &[t0, t1, t2, t3]) in y.iter_mut().zip(&rows) {
+        y[0] = _mm512_srai_epi32::<2>(_mm512_add_epi32(_mm512_add_epi32(t0, t1), t2));
+        y[1] = _mm512_srai_epi32::<2>(_mm512_sub_epi32(_mm512_sub_epi32(t1, t2), t3));
+    }
+    y
 }
 
 /// An output element of the Winograd kernel: i32, or i16 for codes.
