@@ -17,7 +17,9 @@
 //! planes, two pixels per tile and row. The engine has them written without borders (the CA
 //! layer after them is 1x1 and then spends no lanes on border columns).
 
-use super::geom::{Geom, row_pieces};
+use super::geom::Geom;
+#[cfg(target_arch = "x86_64")]
+use super::geom::{RowPiece, row_pieces};
 use super::kernels::{Element, Post};
 #[cfg(target_arch = "x86_64")]
 use super::search::{codes16, lanes_mask, run_lanes};
@@ -119,6 +121,13 @@ impl Winograd {
         (self.th * self.tw - chunk * TILE_LANES).min(TILE_LANES)
     }
 
+    /// The tiles of chunk `chunk`, tile row by tile row: how the input transform reads them
+    /// (maps too wide for a window) and how the output transform stores them.
+    #[cfg(target_arch = "x86_64")]
+    fn chunk_row_pieces(&self, chunk: usize) -> impl Iterator<Item = RowPiece> {
+        row_pieces(chunk * TILE_LANES, self.chunk_tiles(chunk), self.tw)
+    }
+
     /// i32 scratch: `V` of one group, `v[((chunk * pairs + p) * 16 + pos) * 16 + lane]` for
     /// tile `16 chunk + lane`.
     pub fn scratch_len(&self) -> usize {
@@ -208,11 +217,10 @@ fn patch_rows(
     let mut x = [[zero; 4]; 2];
     for r in 0..4 {
         let row = origin + r * geom.s;
-        let [c01, c23] = match &wn.gather[chunk] {
+        [x[0][r], x[1][r]] = match &wn.gather[chunk] {
             Gather::Window { start, len, index } => window_row(input, row + start, *len, index),
             Gather::Rows => piece_row(input, row + at, lane, n),
         };
-        (x[0][r], x[1][r]) = (c01, c23);
     }
     x.map(|x| {
         [
@@ -376,11 +384,13 @@ fn store_pairs(
 /// The pieces the input transform reads a chunk's tiles in: `(first lane, tiles, column
 /// offset)`, one per tile row the chunk touches for [`Gather::Rows`], the whole chunk at once
 /// for a [`Gather::Window`].
+#[cfg(target_arch = "x86_64")]
 struct ReadPieces {
     pieces: [(usize, usize, usize); TILE_LANES],
     count: usize,
 }
 
+#[cfg(target_arch = "x86_64")]
 impl ReadPieces {
     /// The pieces of chunk `chunk` of `wn`, on planes laid out by `geom`.
     fn new(wn: &Winograd, geom: &Geom, chunk: usize) -> ReadPieces {
@@ -394,7 +404,7 @@ impl ReadPieces {
                 plan.count = 1;
             }
             Gather::Rows => {
-                for p in row_pieces(chunk * TILE_LANES, wn.chunk_tiles(chunk), wn.tw) {
+                for p in wn.chunk_row_pieces(chunk) {
                     plan.pieces[plan.count] = (p.at, p.len, 2 * p.y * geom.s + 2 * p.x);
                     plan.count += 1;
                 }
@@ -501,7 +511,7 @@ impl ChunkStores {
             count: 0,
             end: 0,
         };
-        for piece in row_pieces(chunk * TILE_LANES, wn.chunk_tiles(chunk), wn.tw) {
+        for piece in wn.chunk_row_pieces(chunk) {
             let (i, n) = (piece.at, piece.len);
             let at = to.at(0, 2 * piece.y, 2 * piece.x) - to.at(0, 0, 0);
             plan.end = plan.end.max(at + 2 * n);
