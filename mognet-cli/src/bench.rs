@@ -246,18 +246,58 @@ fn bench_variant(variant: Option<Variant>) -> Result<Variant> {
 /// The largest batch `bench` takes: its images are held in memory at once.
 const MAX_BENCH_BATCH: usize = 65_536;
 
-/// Runs the benchmark `args` describe and prints its figures.
-pub fn bench(args: &BenchArgs) -> Result<()> {
-    let (batch, threads, rounds) = (args.batch, args.threads, args.rounds);
+/// The flags' ranges; an error naming the first flag out of its range.
+fn check_limits(args: &BenchArgs) -> Result<()> {
     for (flag, value, max) in [
-        ("--batch", batch, MAX_BENCH_BATCH),
-        ("--threads", threads, 1024),
-        ("--rounds", rounds, 10_000),
+        ("--batch", args.batch, MAX_BENCH_BATCH),
+        ("--threads", args.threads, 1024),
+        ("--rounds", args.rounds, 10_000),
     ] {
         if !(1..=max).contains(&value) {
             bail!("{flag} must be between 1 and {max}, got {value}");
         }
     }
+    Ok(())
+}
+
+/// `batch` seeded random images of `image_len` bytes each, one after the other.
+fn random_images(batch: usize, image_len: usize) -> Vec<u8> {
+    let mut rng = mognet_arch::rng::SplitMix64::new(42);
+    (0..batch * image_len)
+        .map(|_| (rng.next_u64() % 256) as u8)
+        .collect()
+}
+
+/// The fast engine's median images/s on `images`, after checking it against the reference on
+/// the first image; prints the figure.
+fn time_fast(
+    model: &IntModel,
+    fast: &FastModel,
+    images: &[u8],
+    variant: Variant,
+    args: &BenchArgs,
+) -> Result<f64> {
+    let (batch, threads, rounds) = (args.batch, args.threads, args.rounds);
+    let first = &images[..fast.image_len()];
+    if fast.predict(first, &mut fast.scratch(), variant)? != model.predict(first)? {
+        bail!("fast kernels disagree with the reference: refusing to benchmark");
+    }
+    // Threads and working memory are set up once, as a serving loop would.
+    let runner = mognet_infer::fast::runner::Runner::new(fast, threads, variant);
+    runner.predict_batch(images)?;
+    let rate = median_rate(rounds, batch, || {
+        let _ = std::hint::black_box(runner.predict_batch(images));
+    });
+    println!(
+        "fast engine: batch {batch}, {threads} thread(s): {rate:.0} images/s (median of {rounds}), {:.2} GMAC/s",
+        rate * fast.macs() as f64 / 1e9
+    );
+    Ok(rate)
+}
+
+/// Runs the benchmark `args` describe and prints its figures.
+pub fn bench(args: &BenchArgs) -> Result<()> {
+    check_limits(args)?;
     if let Some(dir) = &args.onnx_dir {
         // Before the timing, so that a bad folder fails at once.
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -265,29 +305,14 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let device = Device::flex();
     let (model, float_model, name) = bench_model(args.source()?, &device)?;
     let fast = FastModel::new(&model);
-    let mut rng = mognet_arch::rng::SplitMix64::new(42);
-    let images: Vec<u8> = (0..batch * fast.image_len())
-        .map(|_| (rng.next_u64() % 256) as u8)
-        .collect();
-    let macs = fast.macs() as f64;
-    println!("model: {name}; {:.2} M MACs per image", macs / 1e6);
-    let variant = bench_variant(args.variant.map(Variant::from))?;
-    // Check the fast engine against the reference on the first image before timing it.
-    let first = &images[..fast.image_len()];
-    if fast.predict(first, &mut fast.scratch(), variant)? != model.predict(first)? {
-        bail!("fast kernels disagree with the reference: refusing to benchmark");
-    }
-    // Threads and working memory are set up once, as a serving loop would.
-    let runner = mognet_infer::fast::runner::Runner::new(&fast, threads, variant);
-    runner.predict_batch(&images)?;
-    let rate = median_rate(rounds, batch, || {
-        let _ = std::hint::black_box(runner.predict_batch(&images));
-    });
+    let images = random_images(args.batch, fast.image_len());
     println!(
-        "fast engine: batch {batch}, {threads} thread(s): {rate:.0} images/s (median of {rounds}), {:.2} GMAC/s",
-        rate * macs / 1e9
+        "model: {name}; {:.2} M MACs per image",
+        fast.macs() as f64 / 1e6
     );
-    print_profile(&fast, &images, variant, rate, threads);
+    let variant = bench_variant(args.variant.map(Variant::from))?;
+    let rate = time_fast(&model, &fast, &images, variant, args)?;
+    print_profile(&fast, &images, variant, rate, args.threads);
     if args.onnx_dir.is_none() && !args.compare {
         return Ok(());
     }
@@ -303,15 +328,8 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         write_exports(dir, &exports)?;
     }
     if args.compare {
-        compare(
-            &model,
-            float_model.as_ref(),
-            &exports,
-            &images,
-            rate,
-            args,
-            &device,
-        )?;
+        let float_model = float_model.as_ref();
+        compare(&model, float_model, &exports, &images, rate, args, &device)?;
     }
     Ok(())
 }
