@@ -45,9 +45,52 @@ pub struct StepTiming {
     pub images_per_sec: f64,
 }
 
+/// Seconds of each phase of the timed steps, one entry per step.
+#[derive(Debug, Default)]
+struct PhaseSamples {
+    forward: Vec<f64>,
+    backward: Vec<f64>,
+    optimizer: Vec<f64>,
+}
+
+impl PhaseSamples {
+    /// Records one step from the instants it started, finished its forward, its backward and
+    /// its optimizer step.
+    fn push(&mut self, [t0, t1, t2, t3]: [Instant; 4]) {
+        self.forward.push((t1 - t0).as_secs_f64());
+        self.backward.push((t2 - t1).as_secs_f64());
+        self.optimizer.push((t3 - t2).as_secs_f64());
+    }
+
+    /// The medians; the whole step's is the median of the steps' sums.
+    fn timing(self, batch: usize) -> StepTiming {
+        let steps = (0..self.forward.len())
+            .map(|i| self.forward[i] + self.backward[i] + self.optimizer[i])
+            .collect();
+        let step = median(steps);
+        StepTiming {
+            forward: median(self.forward),
+            backward: median(self.backward),
+            optimizer: median(self.optimizer),
+            step,
+            images_per_sec: batch as f64 / step,
+        }
+    }
+}
+
+/// `batch` seeded random images of `config`'s input shape, in [0, 1).
+fn random_input(config: &MognetConfig, batch: usize, seed: u64, device: &Device) -> Tensor<4> {
+    let [h, w] = config.input_size;
+    let c = config.in_channels;
+    let mut rng = SplitMix64::new(seed);
+    let pixels: Vec<f32> = (0..batch * c * h * w).map(|_| rng.next_f32()).collect();
+    Tensor::<4>::from_data(TensorData::new(pixels, [batch, c, h, w]), device)
+}
+
 /// Times `steps` training steps (after `warmup` untimed ones) of `config` at `batch` on `device`
-/// (without autodiff; it is added here), on random images, with the trainer's default SGD
-/// (Nesterov momentum 0.9, weight decay 5e-4) and regularizer weight (0.01).
+/// (without autodiff; it is added here), on random images, with SGD as the trainer's default
+/// (Nesterov momentum 0.9, weight decay 5e-4, here on every parameter) and regularizer weight
+/// (0.01).
 pub fn train_step(
     config: &MognetConfig,
     batch: usize,
@@ -66,17 +109,13 @@ pub fn train_step(
         .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
         .init();
     let ce = CrossEntropyLossConfig::new().init(&ad);
-    let [h, w] = config.input_size;
-    let c = config.in_channels;
-    let mut rng = SplitMix64::new(7);
-    let pixels: Vec<f32> = (0..batch * c * h * w).map(|_| rng.next_f32()).collect();
+    let x = random_input(config, batch, 7, &ad);
     let labels: Vec<i64> = (0..batch)
         .map(|i| (i % config.num_classes) as i64)
         .collect();
-    let x = Tensor::<4>::from_data(TensorData::new(pixels, [batch, c, h, w]), &ad);
     let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &ad);
     let sync = || device.sync().expect("device sync");
-    let (mut fw, mut bw, mut op, mut all) = (vec![], vec![], vec![], vec![]);
+    let mut samples = PhaseSamples::default();
     for i in 0..warmup + steps {
         let t0 = Instant::now();
         let loss =
@@ -90,40 +129,20 @@ pub fn train_step(
         let t2 = Instant::now();
         model = optim.step(0.01, model, grads);
         // Touch a weight so lazy backends finish the update before the clock stops.
-        let _ = model
-            .head
-            .conv
-            .weight
-            .val()
-            .slice([0..1, 0..1, 0..1, 0..1])
-            .into_data();
+        let weight = model.head.conv.weight.val();
+        let _ = weight.slice([0..1, 0..1, 0..1, 0..1]).into_data();
         sync();
-        let t3 = Instant::now();
         if i >= warmup {
-            fw.push((t1 - t0).as_secs_f64());
-            bw.push((t2 - t1).as_secs_f64());
-            op.push((t3 - t2).as_secs_f64());
-            all.push((t3 - t0).as_secs_f64());
+            samples.push([t0, t1, t2, Instant::now()]);
         }
     }
-    let step = median(all);
-    StepTiming {
-        forward: median(fw),
-        backward: median(bw),
-        optimizer: median(op),
-        step,
-        images_per_sec: batch as f64 / step,
-    }
+    samples.timing(batch)
 }
 
 /// Float eval images/s of `config` (Burn, no autodiff) at `batch`.
 pub fn eval_throughput(config: &MognetConfig, batch: usize, rounds: usize, device: &Device) -> f64 {
     let model = config.init(device).expect("a valid config").valid();
-    let [h, w] = config.input_size;
-    let c = config.in_channels;
-    let mut rng = SplitMix64::new(9);
-    let pixels: Vec<f32> = (0..batch * c * h * w).map(|_| rng.next_f32()).collect();
-    let x = Tensor::<4>::from_data(TensorData::new(pixels, [batch, c, h, w]), device);
+    let x = random_input(config, batch, 9, device);
     let _ = model.forward(x.clone()).into_data();
     let times: Vec<f64> = (0..rounds)
         .map(|_| {
@@ -193,4 +212,30 @@ pub fn data_loading(set: ImageSet, batch: usize, workers: usize, rounds: usize) 
         own_rates.push(n as f64 / t.elapsed().as_secs_f64());
     }
     (median(burn_rates), median(own_rates))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_even_and_empty_samples() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(vec![]), 0.0);
+    }
+
+    #[test]
+    fn step_timing_takes_each_phase_median_and_the_median_step() {
+        let samples = PhaseSamples {
+            forward: vec![1.0, 3.0, 2.0],
+            backward: vec![10.0, 30.0, 20.0],
+            optimizer: vec![0.5, 0.5, 5.0],
+        };
+        let t = samples.timing(54);
+        assert_eq!((t.forward, t.backward, t.optimizer), (2.0, 20.0, 0.5));
+        // Steps of 11.5, 33.5 and 27 s: the median step is not the sum of the medians (22.5).
+        assert_eq!(t.step, 27.0);
+        assert_eq!(t.images_per_sec, 2.0);
+    }
 }
