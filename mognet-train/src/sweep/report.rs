@@ -4,11 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::plot::{FAMILY, encode_png, register_font};
-use crate::sweep::grid::{Grid, GridError};
+use crate::sweep::grid::{Arm, Grid, GridError};
 use crate::sweep::run::{JobResult, result_path};
 use crate::train::checkpoint::{CheckpointError, read_json, write_atomic};
 
@@ -106,27 +107,61 @@ pub struct SweepReport {
     pub arms: Vec<ArmRow>,
 }
 
+/// A JSON file of the sweep parsed as `T`; an error naming the file.
+fn read_parsed<T: serde::de::DeserializeOwned>(path: PathBuf) -> Result<T, ReportError> {
+    serde_json::from_value(read_json(&path)?).map_err(|e| ReportError::Corrupt {
+        path,
+        detail: e.to_string(),
+    })
+}
+
+impl ArmRow {
+    /// The row of `arm` from its finished runs (`planned` asked for), not yet compared.
+    fn new(arm: &Arm, results: &[JobResult], planned: usize) -> ArmRow {
+        let test: Vec<f64> = results.iter().map(|r| r.int_test_acc).collect();
+        let valid: Option<Vec<f64>> = results.iter().map(|r| r.valid_acc).collect();
+        let bits: u64 = results.iter().map(|r| r.file_bits).sum();
+        ArmRow {
+            arm: arm.name.clone(),
+            about: arm.about.clone(),
+            runs: results.len(),
+            planned,
+            file_bits: bits.checked_div(results.len() as u64).unwrap_or(0),
+            macs: results.first().map_or(0, |r| r.macs),
+            valid: valid.filter(|v| !v.is_empty()).map(|v| MeanStd::of(&v)),
+            test: MeanStd::of(&test),
+            diff: None,
+            exceeds_two_std: None,
+        }
+    }
+}
+
+/// Fills every later row's difference to the first arm, and whether it exceeds twice the
+/// pooled std where both arms have two runs or more.
+fn compare_to_first(arms: &mut [ArmRow]) {
+    let Some((first, rest)) = arms.split_first_mut() else {
+        return;
+    };
+    if first.runs == 0 {
+        return;
+    }
+    for row in rest.iter_mut().filter(|r| r.runs > 0) {
+        let diff = row.test.mean - first.test.mean;
+        let pooled = ((row.test.std.powi(2) + first.test.std.powi(2)) / 2.0).sqrt();
+        row.diff = Some(diff);
+        row.exceeds_two_std = (row.runs > 1 && first.runs > 1).then(|| diff.abs() > 2.0 * pooled);
+    }
+}
+
 /// Reads every finished job of the sweep in `dir`.
 pub fn collect(dir: &Path) -> Result<SweepReport, ReportError> {
-    let grid_path = dir.join("grid.json");
-    let grid: Grid =
-        serde_json::from_value(read_json(&grid_path)?).map_err(|e| ReportError::Corrupt {
-            path: grid_path,
-            detail: e.to_string(),
-        })?;
-    let jobs = grid.jobs()?;
+    let grid: Grid = read_parsed(dir.join("grid.json"))?;
     let mut results: Vec<Vec<JobResult>> = vec![Vec::new(); grid.arms.len()];
-    for job in &jobs {
+    for job in &grid.jobs()? {
         let path = result_path(&job.dir(dir));
-        if !path.exists() {
-            continue;
+        if path.exists() {
+            results[job.arm].push(read_parsed(path)?);
         }
-        let r: JobResult =
-            serde_json::from_value(read_json(&path)?).map_err(|e| ReportError::Corrupt {
-                path,
-                detail: e.to_string(),
-            })?;
-        results[job.arm].push(r);
     }
     if results.iter().all(|r| r.is_empty()) {
         return Err(ReportError::Empty(dir.to_path_buf()));
@@ -135,37 +170,9 @@ pub fn collect(dir: &Path) -> Result<SweepReport, ReportError> {
         .arms
         .iter()
         .zip(&results)
-        .map(|(arm, rs)| {
-            let test: Vec<f64> = rs.iter().map(|r| r.int_test_acc).collect();
-            let valid: Option<Vec<f64>> = rs.iter().map(|r| r.valid_acc).collect();
-            ArmRow {
-                arm: arm.name.clone(),
-                about: arm.about.clone(),
-                runs: rs.len(),
-                planned: grid.seeds.len(),
-                file_bits: (rs.iter().map(|r| r.file_bits).sum::<u64>())
-                    .checked_div(rs.len() as u64)
-                    .unwrap_or(0),
-                macs: rs.first().map_or(0, |r| r.macs),
-                valid: valid.filter(|v| !v.is_empty()).map(|v| MeanStd::of(&v)),
-                test: MeanStd::of(&test),
-                diff: None,
-                exceeds_two_std: None,
-            }
-        })
+        .map(|(arm, rs)| ArmRow::new(arm, rs, grid.seeds.len()))
         .collect();
-    let (reference, reference_runs) = (arms[0].test, arms[0].runs);
-    for row in arms
-        .iter_mut()
-        .skip(1)
-        .filter(|r| r.runs > 0 && reference_runs > 0)
-    {
-        let diff = row.test.mean - reference.mean;
-        let pooled = ((row.test.std.powi(2) + reference.std.powi(2)) / 2.0).sqrt();
-        row.diff = Some(diff);
-        row.exceeds_two_std =
-            (row.runs > 1 && reference_runs > 1).then(|| diff.abs() > 2.0 * pooled);
-    }
+    compare_to_first(&mut arms);
     Ok(SweepReport { arms })
 }
 
@@ -203,61 +210,67 @@ impl SweepReport {
     pub fn chart(&self) -> Result<Vec<u8>, String> {
         register_font();
         let size = (1200u32, 520u32);
-        let done: Vec<(usize, &ArmRow)> = self
-            .arms
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.runs > 0)
-            .collect();
-        let lo = done
-            .iter()
-            .map(|(_, r)| r.test.mean - r.test.std)
-            .fold(1.0f64, f64::min);
-        let hi = done
-            .iter()
-            .map(|(_, r)| r.test.mean + r.test.std)
-            .fold(0.0f64, f64::max);
-        let pad = ((hi - lo) * 0.15).max(0.002);
         let mut buf = vec![255u8; (size.0 * size.1 * 3) as usize];
         {
             let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
-            root.fill(&WHITE).map_err(|e| e.to_string())?;
-            let n = self.arms.len() as f64;
-            let names: Vec<String> = self.arms.iter().map(|r| r.arm.clone()).collect();
-            let mut chart = ChartBuilder::on(&root)
-                .caption(
-                    "integer test accuracy (%) per arm, mean +- std over seeds",
-                    (FAMILY, 20),
-                )
-                .margin(16)
-                .x_label_area_size(40)
-                .y_label_area_size(64)
-                .build_cartesian_2d(-0.5..n - 0.5, 100.0 * (lo - pad)..100.0 * (hi + pad))
-                .map_err(|e| e.to_string())?;
-            let label = move |x: &f64| {
-                let i = x.round();
-                if (x - i).abs() < 1e-6 && i >= 0.0 {
-                    names.get(i as usize).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            };
-            chart
-                .configure_mesh()
-                .x_labels(self.arms.len().max(2) * 2 + 1)
-                .x_label_formatter(&label)
-                .disable_x_mesh()
-                .label_style((FAMILY, 13))
-                .draw()
-                .map_err(|e| e.to_string())?;
-            let bars = done.iter().map(|&(i, r)| {
-                let (m, s) = (100.0 * r.test.mean, 100.0 * r.test.std);
-                ErrorBar::new_vertical(i as f64, m - s, m, m + s, BLUE.filled(), 12)
-            });
-            chart.draw_series(bars).map_err(|e| e.to_string())?;
+            self.draw_chart(&root)?;
             root.present().map_err(|e| e.to_string())?;
         }
         encode_png(&buf, size)
+    }
+
+    /// The y range of the chart in percent: every finished arm's mean +- std, with a margin.
+    fn test_range(&self) -> std::ops::Range<f64> {
+        let done = self.arms.iter().filter(|r| r.runs > 0);
+        let (lo, hi) = done.fold((1.0f64, 0.0f64), |(lo, hi), r| {
+            (
+                lo.min(r.test.mean - r.test.std),
+                hi.max(r.test.mean + r.test.std),
+            )
+        });
+        let pad = ((hi - lo) * 0.15).max(0.002);
+        100.0 * (lo - pad)..100.0 * (hi + pad)
+    }
+
+    /// Draws the axes, the arms' names and one error bar per finished arm onto `root`.
+    fn draw_chart(&self, root: &DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let n = self.arms.len() as f64;
+        let names: Vec<String> = self.arms.iter().map(|r| r.arm.clone()).collect();
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                "integer test accuracy (%) per arm, mean +- std over seeds",
+                (FAMILY, 20),
+            )
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .build_cartesian_2d(-0.5..n - 0.5, self.test_range())
+            .map_err(|e| e.to_string())?;
+        // Names only at the arms' integer positions: the mesh has labels between them too.
+        let label = move |x: &f64| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 {
+                names.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
+        chart
+            .configure_mesh()
+            .x_labels(self.arms.len().max(2) * 2 + 1)
+            .x_label_formatter(&label)
+            .disable_x_mesh()
+            .label_style((FAMILY, 13))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let bars = self.arms.iter().enumerate().filter(|(_, r)| r.runs > 0);
+        let bars = bars.map(|(i, r)| {
+            let (m, s) = (100.0 * r.test.mean, 100.0 * r.test.std);
+            ErrorBar::new_vertical(i as f64, m - s, m, m + s, BLUE.filled(), 12)
+        });
+        chart.draw_series(bars).map_err(|e| e.to_string())?;
+        Ok(())
     }
 
     /// Writes `report.md`, `report.json` and `report.png` into `dir` (atomically).
@@ -285,5 +298,68 @@ mod tests {
         assert!((m.mean - 0.92).abs() < 1e-12);
         assert!((m.std - 0.02).abs() < 1e-12);
         assert_eq!(MeanStd::of(&[0.5]).std, 0.0);
+    }
+
+    fn row(name: &str, runs: usize, test: [f64; 2]) -> ArmRow {
+        ArmRow {
+            arm: name.into(),
+            about: String::new(),
+            runs,
+            planned: 3,
+            file_bits: 0,
+            macs: 0,
+            valid: None,
+            test: MeanStd {
+                mean: test[0],
+                std: test[1],
+            },
+            diff: None,
+            exceeds_two_std: None,
+        }
+    }
+
+    #[test]
+    fn later_arms_are_compared_to_the_first_with_the_pooled_std() {
+        let mut arms = [
+            row("first", 3, [0.91, 0.002]),
+            row("far", 3, [0.90, 0.002]),
+            row("near", 3, [0.908, 0.002]),
+            row("one-seed", 1, [0.95, 0.0]),
+            row("unrun", 0, [0.0, 0.0]),
+        ];
+        compare_to_first(&mut arms);
+        assert_eq!(arms[0].diff, None);
+        // -1.0 point against 2 x 0.2 points pooled: beyond; -0.2 points: within.
+        assert!((arms[1].diff.unwrap() + 0.01).abs() < 1e-12);
+        assert_eq!(arms[1].exceeds_two_std, Some(true));
+        assert_eq!(arms[2].exceeds_two_std, Some(false));
+        // One seed gives a difference but no verdict; an arm without runs gives neither.
+        assert!((arms[3].diff.unwrap() - 0.04).abs() < 1e-12);
+        assert_eq!(arms[3].exceeds_two_std, None);
+        assert_eq!((arms[4].diff, arms[4].exceeds_two_std), (None, None));
+    }
+
+    #[test]
+    fn without_a_finished_first_arm_nothing_is_compared() {
+        let mut arms = [row("first", 0, [0.0, 0.0]), row("b", 3, [0.9, 0.01])];
+        compare_to_first(&mut arms);
+        assert_eq!(arms[1].diff, None);
+    }
+
+    #[test]
+    fn chart_range_covers_every_finished_arm_with_a_margin() {
+        let report = SweepReport {
+            arms: vec![
+                row("a", 3, [0.90, 0.01]),
+                row("b", 3, [0.93, 0.01]),
+                row("unrun", 0, [0.0, 0.0]),
+            ],
+        };
+        // 0.89..0.94, padded by 15% of the 0.05 span on each side.
+        let r = report.test_range();
+        assert!(
+            (r.start - 88.25).abs() < 1e-9 && (r.end - 94.75).abs() < 1e-9,
+            "{r:?}"
+        );
     }
 }
