@@ -134,6 +134,34 @@ pub(super) fn conv_dims(w: &TernaryWeights) -> [i64; 4] {
     ]
 }
 
+/// The threshold form of `channels` for ONNX: one sign per channel (+1 rising, -1 falling, 0
+/// constant) and the `q` thresholds of every channel, laid out `[q, c]`, which the signed
+/// accumulator must reach for each code step. A falling channel's thresholds are negated so
+/// that `sign * acc >= t` counts its steps; a constant channel `v` gets thresholds 0 (its first
+/// `v` steps, always passed by `0 * acc`) and 1 (never passed). Thresholds are clamped to the
+/// integers f32 holds exactly, beyond any reachable accumulator.
+fn threshold_table(channels: &[ChannelRequant], q: usize) -> (Vec<f32>, Vec<f32>) {
+    let c = channels.len();
+    let mut sign = Vec::with_capacity(c);
+    let mut thresholds = vec![0f32; q * c];
+    let clamp = |t: i32| (t as i64).clamp(-F32_EXACT, F32_EXACT) as f32;
+    for (ch, rq) in channels.iter().enumerate() {
+        let (s, t): (f32, Vec<f32>) = match rq {
+            ChannelRequant::Up(t) => (1.0, t.iter().map(|&v| clamp(v)).collect()),
+            ChannelRequant::Down(t) => (-1.0, t.iter().map(|&v| -clamp(v)).collect()),
+            ChannelRequant::Constant(v) => {
+                let steps = (0..q).map(|j| if j < *v as usize { 0.0 } else { 1.0 });
+                (0.0, steps.collect())
+            }
+        };
+        sign.push(s);
+        for (j, tj) in t.into_iter().enumerate() {
+            thresholds[j * c + ch] = tj;
+        }
+    }
+    (sign, thresholds)
+}
+
 impl Graph<'_> {
     /// Codes of the accumulators `acc` of `layer`: the thresholds `channels` (`q` each), or
     /// with the float model's parts its affine, `Floor` and `Clip`.
@@ -143,32 +171,26 @@ impl Graph<'_> {
             let (a, b) = &parts.affines[layer];
             return self.affine_requant(name, acc, (a, b), q);
         }
-        let c = channels.len();
-        let mut sign = Vec::with_capacity(c);
-        let mut thresholds = vec![0f32; q * c];
-        let clamp = |t: i32| (t as i64).clamp(-F32_EXACT, F32_EXACT) as f32;
-        for (ch, rq) in channels.iter().enumerate() {
-            let (s, t): (f32, Vec<f32>) = match rq {
-                ChannelRequant::Up(t) => (1.0, t.iter().map(|&v| clamp(v)).collect()),
-                ChannelRequant::Down(t) => (-1.0, t.iter().map(|&v| -clamp(v)).collect()),
-                ChannelRequant::Constant(v) => (
-                    0.0,
-                    (0..q)
-                        .map(|j| if j < *v as usize { 0.0 } else { 1.0 })
-                        .collect(),
-                ),
-            };
-            sign.push(s);
-            for (j, tj) in t.into_iter().enumerate() {
-                thresholds[j * c + ch] = tj;
-            }
-        }
-        let c = c as i64;
-        let sign = self.float(&format!("{name}.sign"), &[1, c, 1, 1], &sign);
+        let (sign, thresholds) = threshold_table(channels, q);
+        self.threshold_requant(name, acc, &sign, &thresholds, q)
+    }
+
+    /// `sum_j [sign * acc >= t_j]` per channel: the signed accumulators, lifted to a leading
+    /// axis, compared with the `[q, 1, c, 1, 1]` table and counted along that axis.
+    fn threshold_requant(
+        &mut self,
+        name: &str,
+        acc: &str,
+        sign: &[f32],
+        thresholds: &[f32],
+        q: usize,
+    ) -> String {
+        let c = sign.len() as i64;
+        let sign = self.float(&format!("{name}.sign"), &[1, c, 1, 1], sign);
         let table = self.float(
             &format!("{name}.thresholds"),
             &[q as i64, 1, c, 1, 1],
-            &thresholds,
+            thresholds,
         );
         let axis0 = self.int64(&format!("{name}.axis0"), &[1], &[0]);
         let signed = self.op(&format!("{name}.signed"), "Mul", &[acc, &sign], &[]);
@@ -455,5 +477,33 @@ impl Graph<'_> {
             .message(12, &logits)
             .message(12, &class);
         graph
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threshold_table_counts_the_codes_the_engine_gives() {
+        let channels = [
+            ChannelRequant::Up(vec![-40, -3, 0, 0, 7, 90, 200]),
+            ChannelRequant::Down(vec![150, 20, 5, -1, -1, -60, -250]),
+            ChannelRequant::Constant(0),
+            ChannelRequant::Constant(4),
+            ChannelRequant::Constant(7),
+            // Beyond f32's exact integers: clamped, still never reached.
+            ChannelRequant::Up(vec![-5, 0, 5, i32::MAX, i32::MAX, i32::MAX, i32::MAX]),
+        ];
+        let (q, c) = (7, channels.len());
+        let (sign, table) = threshold_table(&channels, q);
+        assert_eq!(sign, [1.0, -1.0, 0.0, 0.0, 0.0, 1.0]);
+        for acc in -300..=300 {
+            for (ch, rq) in channels.iter().enumerate() {
+                let signed = sign[ch] * acc as f32;
+                let code = (0..q).filter(|&j| signed >= table[j * c + ch]).count();
+                assert_eq!(code, rq.code(acc) as usize, "channel {ch}, acc {acc}");
+            }
+        }
     }
 }
