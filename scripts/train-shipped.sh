@@ -7,7 +7,9 @@
 #
 # PRESET is mognet-s, mognet-m or mognet-l; RUN_DIR defaults to runs/PRESET-fmnist; TRAIN_FLAGs
 # go to `mognet-train train` after the recipe's own (a recipe chosen on validation, e.g.
-# --label-smoothing 0.1; a resumed run keeps its stored config and ignores them). Needs the
+# --label-smoothing 0.1; a resumed run keeps its stored config and ignores them, except
+# --epochs, --time-budget, --stop-after, --stop-after-steps and --checkpoint-minutes, which
+# every session sets for itself). Needs the
 # full Fashion-MNIST (datasets/fetch fashion-mnist) and a built workspace (cargo build
 # --workspace); MOGNET_TRAIN and MOGNET_INFER override the binaries. Writes
 # checkpoints/PRESET-fmnist.{mognet,bpk,config.json,metrics.jsonl,test.json,png}.
@@ -36,6 +38,10 @@ resume=()
 "$train" train --dataset fashion-mnist --data-dir "$data" --preset "$preset" \
   --epochs "$epochs" --batch-size 128 --backend flex --seed 1 --out "$run" "${resume[@]}" \
   "${extra[@]}"
+# A run stopped early (--time-budget, --stop-after among the TRAIN_FLAGs) has no test result
+# yet: ship nothing until it has finished.
+[ -f "$run/test.json" ] || {
+  echo "$run has not finished (no test.json): rerun this script to continue it" >&2; exit 3; }
 
 "$infer" export --run "$run" --checkpoint best --out "$name.mognet"
 cp "$run/best.bpk" "$name.bpk.tmp" && mv "$name.bpk.tmp" "$name.bpk"
