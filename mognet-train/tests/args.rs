@@ -169,3 +169,32 @@ fn absurd_arguments_are_errors_never_panics() {
     assert_eq!(CASES.len(), 53);
     std::fs::remove_dir_all(scratch).ok();
 }
+
+/// The last line of `train` says what the run holds: a run stopped before its first epoch
+/// ended has no best epoch, with or without a validation split.
+#[test]
+fn a_run_stopped_before_its_first_epoch_says_none_has_finished() {
+    for (split, limit) in [("600", "256"), ("0", "64")] {
+        let out_dir =
+            std::env::temp_dir().join(format!("mognet-early-stop-{split}-{}", std::process::id()));
+        let line = format!(
+            "train {DATA} --limit-train {limit} --batch-size 32 --valid-split {split} \
+             --stop-after-steps 1 --backend flex --out {}",
+            out_dir.display()
+        );
+        let out = Command::new(env!("CARGO_BIN_EXE_mognet-train"))
+            .args(line.split_whitespace())
+            .current_dir(root())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "`{line}` failed:\n{stdout}");
+        let last = stdout.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("no epoch has finished yet; run folder"),
+            "`{line}` ended with: {last}"
+        );
+        assert!(!stdout.contains("evaluating the best model on the test split"));
+        std::fs::remove_dir_all(out_dir).ok();
+    }
+}

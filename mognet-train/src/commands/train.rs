@@ -169,6 +169,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         &mut |line| println!("{line}"),
     )?;
     match outcome.best_valid_acc {
+        // No best epoch, with or without a validation set: none has finished.
+        None if outcome.best_epoch == 0 => println!(
+            "no epoch has finished yet; run folder {}",
+            args.out.display()
+        ),
         Some(acc) => println!(
             "best valid accuracy {acc:.4} at epoch {}; run folder {}",
             outcome.best_epoch,
