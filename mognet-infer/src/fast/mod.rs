@@ -274,6 +274,30 @@ pub struct Scratch {
     wino: Aligned<i32>,
 }
 
+/// PW2's fast form: the lookup-table kernel for CA weights (+-1, never zero), the terms kernel
+/// for stored ternary or PRNG weights.
+fn pw2_fast(c: &CflogInt, geom: &Geom) -> Pw2Fast {
+    let pw2 = &c.pw2;
+    match pw2.generator {
+        Some(_) => Pw2Fast::Table(TableConv::new(
+            &pw2.weights,
+            pw2.rows,
+            pw2.width,
+            kernels::TABLE_WIDTH,
+        )),
+        None => Pw2Fast::Terms(Terms::new(&pw2.weights, pw2.rows, pw2.width, 1, 1, geom)),
+    }
+}
+
+/// The largest code the grouped convolution's requantization `inner` gives (none without one).
+fn inner_max(inner: Option<&[ChannelRequant]>, q: usize) -> Option<i64> {
+    let code_max = |ch: &ChannelRequant| match ch {
+        ChannelRequant::Constant(v) => *v as i64,
+        _ => q as i64,
+    };
+    inner.map(|t| t.iter().map(code_max).max().unwrap_or(0))
+}
+
 /// A CFLOG block's fast form on geometry `g` (`geom`).
 fn fast_cflog(
     c: &CflogInt,
@@ -284,52 +308,26 @@ fn fast_cflog(
     residual: bool,
 ) -> FastCflog {
     let bounds = pointwise_bounds(&c.pw1.codes, c.pw1.out, c.pw1.inputs, q as i64);
-    let pw2 = match c.pw2.generator {
-        Some(_) => Pw2Fast::Table(TableConv::new(
-            &c.pw2.weights,
-            c.pw2.rows,
-            c.pw2.width,
-            kernels::TABLE_WIDTH,
-        )),
-        None => Pw2Fast::Terms(Terms::new(
-            &c.pw2.weights,
-            c.pw2.rows,
-            c.pw2.width,
-            1,
-            1,
-            geom,
-        )),
+    let pw2 = pw2_fast(c, geom);
+    // The Winograd kernel writes a layout without borders, which only the table kernel reads;
+    // the table keeps its sums in i16 behind it when the largest inner code allows.
+    let (gconv_wino, ca16) = match &pw2 {
+        Pw2Fast::Table(table) => {
+            let wino = Winograd::new(&c.gconv, geom, &bounds);
+            let fits = inner_max(c.inner.as_deref(), q).is_some_and(|m| table.fits_i16(m));
+            let ca16 = wino.is_some() && fits;
+            (wino, ca16)
+        }
+        Pw2Fast::Terms(_) => (None, false),
     };
-    // The Winograd kernel writes a layout without borders, which only the table kernel reads.
-    let gconv_wino = match pw2 {
-        Pw2Fast::Table(_) => Winograd::new(&c.gconv, geom, &bounds),
-        Pw2Fast::Terms(_) => None,
-    };
-    // The largest code the grouped convolution's requantization gives.
-    let inner_max = c.inner.as_ref().map(|t| {
-        t.iter()
-            .map(|ch| match ch {
-                ChannelRequant::Constant(v) => *v as i64,
-                _ => q as i64,
-            })
-            .max()
-            .unwrap_or(0)
-    });
+    let gc = &c.gconv;
     FastCflog {
         geom: g,
         pw1: Terms::new(&c.pw1.codes, c.pw1.out, c.pw1.inputs, 1, 1, geom),
         pw1_dot: DotConv::new(&c.pw1.codes, c.pw1.out, c.pw1.inputs),
-        gconv: Terms::new(
-            &c.gconv.codes,
-            c.gconv.out,
-            c.gconv.inputs,
-            c.gconv.k,
-            c.gconv.groups,
-            geom,
-        ),
-        gconv_half: Segments::new(&c.gconv, geom, &bounds),
-        ca16: gconv_wino.is_some()
-            && inner_max.is_some_and(|m| matches!(&pw2, Pw2Fast::Table(t) if t.fits_i16(m))),
+        gconv: Terms::new(&gc.codes, gc.out, gc.inputs, gc.k, gc.groups, geom),
+        gconv_half: Segments::new(gc, geom, &bounds),
+        ca16,
         gconv_wino,
         inner: c.inner.as_ref().map(|t| Table::new(t, q)),
         pw2,
