@@ -133,17 +133,7 @@ pub fn demo(
     log: &mut dyn FnMut(&str),
 ) -> Result<DemoReport, DemoError> {
     claim_folder(out)?;
-    let kind = DatasetKind::FashionMnist;
-    let train_len = kind
-        .load(data_dir, Split::Train, Cifar100Label::Fine)?
-        .len();
-    if train_len <= 2 * VALID_SPLIT {
-        return Err(DemoError::TooFewImages {
-            dir: data_dir.to_path_buf(),
-            images: train_len,
-            needed: 2 * VALID_SPLIT + 1,
-        });
-    }
+    let train_len = sample_train_images(data_dir)?;
     let model = MognetConfig::preset(Preset::S, 1, 10).with_seed(1);
     // Small batches and no augmentation learn the most from few passes over 6,000 images
     // (measured after one epoch: 77.7% at batch 32 against 70.7% with batch 64 and
@@ -151,25 +141,34 @@ pub fn demo(
     let batch = 32;
     log("measuring training speed...");
     let rate = train_step(&model, batch, 1, 2, &selected.device).images_per_sec;
-    let recalibration = TrainConfig::new(kind, data_dir.to_path_buf()).bn_recalibration;
-    let plan = plan(rate, minutes, batch, train_len - VALID_SPLIT, recalibration);
+    let base = TrainConfig::new(DatasetKind::FashionMnist, data_dir.to_path_buf())
+        .with_batch_size(batch)
+        .with_augment(Some(mognet_data::Augment::NONE))
+        .with_valid_split(Some(VALID_SPLIT))
+        .with_seed(1);
+    let plan = plan(
+        rate,
+        minutes,
+        batch,
+        train_len - VALID_SPLIT,
+        base.bn_recalibration,
+    );
     log(&format!(
         "training {} for {} epoch(s) of {} images ({rate:.0} images/s measured, {minutes} minute budget)",
         Preset::S,
         plan.epochs,
         plan.train_images
     ));
+    // Whole epochs only: the budget, with room for a slower machine than measured, ends the
+    // run at an epoch's end.
+    let train_config = base
+        .with_epochs(plan.epochs)
+        .with_limit_train(plan.limit)
+        .with_time_budget_minutes(Some(minutes.max(plan.minutes) * 1.5))
+        .with_budget_ends_epoch(true);
     let run = RunConfig {
         model,
-        train: TrainConfig::new(kind, data_dir.to_path_buf())
-            .with_epochs(plan.epochs)
-            .with_batch_size(batch)
-            .with_augment(Some(mognet_data::Augment::NONE))
-            .with_limit_train(plan.limit)
-            .with_valid_split(Some(VALID_SPLIT))
-            .with_time_budget_minutes(Some(minutes.max(plan.minutes) * 1.5))
-            .with_budget_ends_epoch(true)
-            .with_seed(1),
+        train: train_config,
     };
     let run_dir = out.join("run");
     let started = Instant::now();
@@ -183,6 +182,22 @@ pub fn demo(
     };
     let test = export_and_test(out, &run_dir, data_dir, log)?;
     Ok(DemoReport { training, test })
+}
+
+/// The training images of the sample in `data_dir`, which must leave some after the
+/// validation split.
+fn sample_train_images(data_dir: &Path) -> Result<usize, DemoError> {
+    let train_len = DatasetKind::FashionMnist
+        .load(data_dir, Split::Train, Cifar100Label::Fine)?
+        .len();
+    if train_len <= 2 * VALID_SPLIT {
+        return Err(DemoError::TooFewImages {
+            dir: data_dir.to_path_buf(),
+            images: train_len,
+            needed: 2 * VALID_SPLIT + 1,
+        });
+    }
+    Ok(train_len)
 }
 
 /// Makes `out` the demo's folder: a new one, or an earlier demo's, emptied.
@@ -264,68 +279,79 @@ fn export_and_test(
     })
 }
 
-impl DemoReport {
-    /// The final table.
-    pub fn render(&self, out: &Path) -> String {
-        let (t, m) = (&self.training, &self.test);
-        let rows = [
+impl DemoTraining {
+    /// The table's rows about training.
+    fn rows(&self) -> [(&'static str, String); 2] {
+        [
             (
                 "training",
                 format!(
                     "{} epoch(s) x {} images in {:.0} s",
-                    t.epochs, t.train_images, t.train_seconds
+                    self.epochs, self.train_images, self.train_seconds
                 ),
             ),
             (
                 "validation accuracy",
                 format!(
                     "{:.4} (held-out training images; chose epoch {})",
-                    t.valid_accuracy, t.best_epoch
+                    self.valid_accuracy, self.best_epoch
                 ),
             ),
+        ]
+    }
+}
+
+impl DemoTest {
+    /// The table's rows about the test, the file and the engine.
+    fn rows(&self) -> [(&'static str, String); 7] {
+        let variant = mognet_infer::fast::Variant::detect().name();
+        [
             (
                 "float accuracy (Burn, eval)",
-                format!("{:.4}", m.float_accuracy),
+                format!("{:.4}", self.float_accuracy),
             ),
             (
                 "integer accuracy (engine)",
-                format!("{:.4}", m.int_accuracy),
+                format!("{:.4}", self.int_accuracy),
             ),
-            ("top-1 agreement", format!("{:.4}", m.top1_agreement)),
+            ("top-1 agreement", format!("{:.4}", self.top1_agreement)),
             (
                 "activation codes mismatched",
-                format!("{:.6}", m.code_mismatch),
+                format!("{:.6}", self.code_mismatch),
             ),
-            ("test images", format!("{}", m.test_images)),
+            ("test images", format!("{}", self.test_images)),
             (
                 "model file",
                 format!(
                     "{} bits ({:.3} Mb; summary {} bits)",
-                    m.file_bits,
-                    m.file_bits as f64 / 1e6,
-                    m.summary_bits
+                    self.file_bits,
+                    self.file_bits as f64 / 1e6,
+                    self.summary_bits
                 ),
             ),
             (
                 "integer images/s",
                 format!(
-                    "{:.0} (fast kernels: {}, all cores)",
-                    m.int_images_per_sec,
-                    mognet_infer::fast::Variant::detect().name()
+                    "{:.0} (fast kernels: {variant}, all cores)",
+                    self.int_images_per_sec
                 ),
             ),
-        ];
+        ]
+    }
+}
+
+impl DemoReport {
+    /// The final table.
+    pub fn render(&self, out: &Path) -> String {
         let mut s = String::from("\nmognet demo: mognet-s on the shipped Fashion-MNIST sample\n");
-        for (k, v) in rows {
+        for (k, v) in self.training.rows().into_iter().chain(self.test.rows()) {
             s.push_str(&format!("  {k:<30} {v}\n"));
         }
+        let file = self.test.model_file.file_name().unwrap_or_default();
         s.push_str(&format!(
             "everything is in {} (run/, {})",
             out.display(),
-            m.model_file
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
+            file.to_string_lossy()
         ));
         s
     }
@@ -351,6 +377,46 @@ mod tests {
         assert_eq!((p.epochs, p.limit), (MIN_EPOCHS, None));
         let p = plan(1e6, 60.0, 32, 5400, 2048);
         assert_eq!((p.epochs, p.limit), (30, None));
+    }
+
+    #[test]
+    fn the_table_reads_as_the_readme_shows_it() {
+        let report = DemoReport {
+            training: DemoTraining {
+                epochs: 3,
+                train_images: 5400,
+                train_seconds: 131.6,
+                best_epoch: 3,
+                valid_accuracy: 0.8493,
+            },
+            test: DemoTest {
+                float_accuracy: 0.835,
+                int_accuracy: 0.835,
+                top1_agreement: 1.0,
+                code_mismatch: 0.0,
+                test_images: 1000,
+                model_file: PathBuf::from("runs/demo/mognet-s.mognet"),
+                file_bits: 213_544,
+                summary_bits: 212_952,
+                int_images_per_sec: 3044.2,
+            },
+        };
+        let variant = mognet_infer::fast::Variant::detect().name();
+        let expected = format!(
+            "
+mognet demo: mognet-s on the shipped Fashion-MNIST sample
+  training                       3 epoch(s) x 5400 images in 132 s
+  validation accuracy            0.8493 (held-out training images; chose epoch 3)
+  float accuracy (Burn, eval)    0.8350
+  integer accuracy (engine)      0.8350
+  top-1 agreement                1.0000
+  activation codes mismatched    0.000000
+  test images                    1000
+  model file                     213544 bits (0.214 Mb; summary 212952 bits)
+  integer images/s               3044 (fast kernels: {variant}, all cores)
+everything is in runs/demo (run/, mognet-s.mognet)"
+        );
+        assert_eq!(report.render(Path::new("runs/demo")), expected);
     }
 
     #[test]
