@@ -4,6 +4,7 @@
 pub mod batches;
 pub mod checkpoint;
 pub mod config;
+mod epoch_pass;
 pub mod final_test;
 mod loss;
 pub mod metrics;

@@ -17,8 +17,9 @@ use mognet_core::{ModelError, Mognet};
 use crate::data::{DataError, ImageSet, Split};
 use crate::train::checkpoint::CheckpointError;
 use crate::train::config::{OptimizerKind, RunConfig};
+use crate::train::epoch_pass::EpochClock;
 pub use crate::train::metrics::{EpochMetrics, LayerOccupancy};
-use crate::train::session::{EpochClock, Session, Start};
+use crate::train::session::{Session, Start};
 
 /// Why training stopped with an error.
 #[derive(Debug, thiserror::Error)]
