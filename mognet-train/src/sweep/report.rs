@@ -107,8 +107,8 @@ pub struct SweepReport {
     pub arms: Vec<ArmRow>,
 }
 
-/// A JSON file of the sweep parsed as `T`; an error naming the file.
-fn read_parsed<T: serde::de::DeserializeOwned>(path: PathBuf) -> Result<T, ReportError> {
+/// A job's `result.json`; an error naming the file.
+fn read_result(path: PathBuf) -> Result<JobResult, ReportError> {
     serde_json::from_value(read_json(&path)?).map_err(|e| ReportError::Corrupt {
         path,
         detail: e.to_string(),
@@ -155,12 +155,13 @@ fn compare_to_first(arms: &mut [ArmRow]) {
 
 /// Reads every finished job of the sweep in `dir`.
 pub fn collect(dir: &Path) -> Result<SweepReport, ReportError> {
-    let grid: Grid = read_parsed(dir.join("grid.json"))?;
+    // The stored grid, with the checks of any grid file (at least one arm and one seed).
+    let grid = Grid::load(&dir.join("grid.json"))?;
     let mut results: Vec<Vec<JobResult>> = vec![Vec::new(); grid.arms.len()];
     for job in &grid.jobs()? {
         let path = result_path(&job.dir(dir));
         if path.exists() {
-            results[job.arm].push(read_parsed(path)?);
+            results[job.arm].push(read_result(path)?);
         }
     }
     if results.iter().all(|r| r.is_empty()) {
