@@ -140,23 +140,30 @@ fn float_export(model: &IntModel, path: &Path, weights: &FloatWeights) -> Result
 
 /// Writes the graph `args` ask for and describes it.
 pub fn run(args: ExportOnnxArgs) -> Result<()> {
-    let (path, out, style) = (&args.model, &args.out, args.style);
+    let ExportOnnxArgs {
+        model: path,
+        out,
+        style,
+        run,
+        weights,
+        calibration,
+    } = args;
     // clap refuses both at once.
-    let float = (args.run.is_some() || args.weights.is_some()).then(|| FloatWeights {
-        run: args.run.clone(),
+    let float = (run.is_some() || weights.is_some()).then_some(FloatWeights {
+        run,
         checkpoint: Which::Best,
-        weights: args.weights.clone(),
+        weights,
     });
-    let (model, _) = IntModel::load(path)?;
+    let (model, _) = IntModel::load(&path)?;
     let export = match (style, &float) {
         (OnnxStyle::Exact, _) => mognet_infer::onnx::export_exact(&model),
-        (OnnxStyle::Qdq, _) => qdq_export(&model, &args.calibration)?,
+        (OnnxStyle::Qdq, _) => qdq_export(&model, &calibration)?,
         (OnnxStyle::Float, None) => {
             bail!("--style float needs the float weights: --weights or --run")
         }
-        (OnnxStyle::Float, Some(weights)) => float_export(&model, path, weights)?,
+        (OnnxStyle::Float, Some(weights)) => float_export(&model, &path, weights)?,
     };
-    mognet_core::persist::write_atomic(out, &export.bytes)?;
+    mognet_core::persist::write_atomic(&out, &export.bytes)?;
     for (layer, bound) in &export.inexact {
         println!("note: {layer}: worst-case accumulator {bound} reaches 2^24; f32 may round there");
     }
