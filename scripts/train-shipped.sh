@@ -12,7 +12,8 @@
 # every session sets for itself). Needs the
 # full Fashion-MNIST (datasets/fetch fashion-mnist) and a built workspace (cargo build
 # --workspace); MOGNET_TRAIN and MOGNET_INFER override the binaries. Writes
-# checkpoints/PRESET-fmnist.{mognet,bpk,config.json,metrics.jsonl,test.json,png}.
+# checkpoints/PRESET-fmnist.{mognet,bpk,config.json,metrics.jsonl,test.json,png}, unless the
+# model already shipped there has the higher validation accuracy (exit status 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 2 ] || { echo "usage: scripts/train-shipped.sh PRESET EPOCHS [RUN_DIR [TRAIN_FLAG...]]" >&2; exit 2; }
@@ -42,6 +43,19 @@ resume=()
 # yet: ship nothing until it has finished.
 [ -f "$run/test.json" ] || {
   echo "$run has not finished (no test.json): rerun this script to continue it" >&2; exit 3; }
+
+# A run replaces the shipped model of its preset only if it wins on validation (the same 5,000
+# held-out images); the test accuracy never decides. Rerunning on the shipped run re-exports.
+valid_of() { sed -n 's/.*"valid_acc": *\([0-9.eE+-]*\).*/\1/p' "$1"; }
+if [ -f "$name.test.json" ] && [ -f "$name.bpk" ] && ! cmp -s "$run/best.bpk" "$name.bpk"; then
+  shipped=$(valid_of "$name.test.json")
+  candidate=$(valid_of "$run/test.json")
+  if awk -v c="$candidate" -v s="$shipped" 'BEGIN { exit !(c <= s) }'; then
+    echo "$run: best validation accuracy $candidate does not beat the shipped $name's $shipped;" \
+      "keeping the shipped files" >&2
+    exit 4
+  fi
+fi
 
 "$infer" export --run "$run" --checkpoint best --out "$name.mognet"
 cp "$run/best.bpk" "$name.bpk.tmp" && mv "$name.bpk.tmp" "$name.bpk"
