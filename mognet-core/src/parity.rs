@@ -82,6 +82,28 @@ pub fn parity(
     set: &ImageSet,
     device: &Device,
 ) -> Result<ParityReport, InputError> {
+    parity_with_progress(
+        float_model,
+        config,
+        fold_report,
+        model,
+        set,
+        device,
+        &mut |_| {},
+    )
+}
+
+/// [`parity`], calling `progress` with the number of images compared after every batch: a
+/// large model's float pass over a full test set takes many minutes on a CPU.
+pub fn parity_with_progress(
+    float_model: &Mognet,
+    config: &MognetConfig,
+    fold_report: &FoldReport,
+    model: &IntModel,
+    set: &ImageSet,
+    device: &Device,
+    progress: &mut dyn FnMut(usize),
+) -> Result<ParityReport, InputError> {
     let mut report = ParityReport {
         layers: Vec::new(),
         top1_agree: 0,
@@ -93,6 +115,7 @@ pub fn parity(
     for start in (0..set.len()).step_by(batch) {
         let range = start..(start + batch).min(set.len());
         let float = float_batch(float_model, config, set, range.clone(), device);
+        let end = range.end;
         let int_results = par_map(set, range, |img| model.predict_trace(img))
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
@@ -120,6 +143,7 @@ pub fn parity(
             report.float_correct += (fc == label) as usize;
             report.int_correct += (pred.class == label) as usize;
         }
+        progress(end);
     }
     Ok(report)
 }

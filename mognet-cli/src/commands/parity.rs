@@ -1,6 +1,7 @@
 //! `parity`: the float model against the integer engine, code by code.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use anyhow::{Result, bail};
 use burn::tensor::Device;
@@ -39,8 +40,36 @@ pub fn run(args: ParityArgs) -> Result<()> {
     let set = data.load()?;
     check_shape(&model, &set, data.name())?;
     let (_, fold_report) = fold(&float_model, &config)?;
-    let report =
-        mognet_core::parity::parity(&float_model, &config, &fold_report, &model, &set, &device)?;
+    let mut progress = progress_printer(set.len());
+    let report = mognet_core::parity::parity_with_progress(
+        &float_model,
+        &config,
+        &fold_report,
+        &model,
+        &set,
+        &device,
+        &mut progress,
+    )?;
     println!("{}", report.render());
     Ok(())
+}
+
+/// Prints to stderr, about every 10% of `total` images, how far the comparison is and an
+/// estimate of the time left.
+fn progress_printer(total: usize) -> impl FnMut(usize) {
+    let started = Instant::now();
+    let step = total.div_ceil(10).max(1);
+    let mut next = step;
+    move |done| {
+        if done < next || done >= total {
+            return;
+        }
+        next = done + step;
+        let seconds = started.elapsed().as_secs_f64();
+        let left = seconds / done as f64 * (total - done) as f64;
+        eprintln!(
+            "parity: {done}/{total} images in {:.0} s, about {:.0} s left",
+            seconds, left
+        );
+    }
 }
