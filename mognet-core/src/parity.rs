@@ -73,29 +73,10 @@ impl ParityReport {
     }
 }
 
-/// Runs the float model (eval mode, on `device`) and the integer engine on every image of `set`.
+/// Runs the float model (eval mode, on `device`) and the integer engine on every image of `set`,
+/// calling `progress` with the number of images compared after every batch (a large model's
+/// pass over a full test set takes many minutes on a CPU).
 pub fn parity(
-    float_model: &Mognet,
-    config: &MognetConfig,
-    fold_report: &FoldReport,
-    model: &IntModel,
-    set: &ImageSet,
-    device: &Device,
-) -> Result<ParityReport, InputError> {
-    parity_with_progress(
-        float_model,
-        config,
-        fold_report,
-        model,
-        set,
-        device,
-        &mut |_| {},
-    )
-}
-
-/// [`parity`], calling `progress` with the number of images compared after every batch: a
-/// large model's float pass over a full test set takes many minutes on a CPU.
-pub fn parity_with_progress(
     float_model: &Mognet,
     config: &MognetConfig,
     fold_report: &FoldReport,

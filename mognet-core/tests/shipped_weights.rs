@@ -43,7 +43,16 @@ fn shipped_weights_fold_to_the_shipped_integer_models() {
             bpk.display()
         );
         let (loaded, _) = IntModel::load(&bpk.with_extension("mognet")).unwrap();
-        let p = parity(&model, &config, &report, &loaded, &test, &device).unwrap();
+        let p = parity(
+            &model,
+            &config,
+            &report,
+            &loaded,
+            &test,
+            &device,
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!(p.images, IMAGES);
         assert_eq!(p.top1(), 1.0, "{}", bpk.display());
         assert_eq!(p.code_mismatch_rate(), 0.0, "{}", bpk.display());

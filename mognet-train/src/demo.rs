@@ -263,6 +263,7 @@ fn export_and_test(
         &e.int_model,
         &test_set,
         &Device::flex(),
+        &mut |_| {},
     )?;
     let (correct, int_rate) = accuracy(&e.int_model, &test_set)?;
     let n = test_set.len().max(1) as f64;

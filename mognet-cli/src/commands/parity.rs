@@ -41,7 +41,7 @@ pub fn run(args: ParityArgs) -> Result<()> {
     check_shape(&model, &set, data.name())?;
     let (_, fold_report) = fold(&float_model, &config)?;
     let mut progress = progress_printer(set.len());
-    let report = mognet_core::parity::parity_with_progress(
+    let report = mognet_core::parity::parity(
         &float_model,
         &config,
         &fold_report,
