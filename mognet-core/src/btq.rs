@@ -3,10 +3,13 @@
 //! Real proxy weights `w` become codes `t = sign(w) * [|w| > D]` in `{-1, 0, +1}` with a per-layer
 //! scale `alpha = mean(|w| where t != 0)`. Backward is the clipped straight-through estimator
 //! (gradient passed where `|w| <= 1`, `alpha` and `D` held constant), and the level-balancing
-//! regularizer pulls the soft occupancies of the three levels toward 1/3.
+//! regularizer pulls the soft occupancies of the three levels toward 1/3. `D` and `alpha` are
+//! summed in a fixed order ([`crate::fixed_sum`]), so they are the same bits on every CPU and
+//! backend, and so is the fold of a trained model.
 //!
 //! Nothing here reads a tensor back to the host, except [`occupancy`], which is a report.
 
+use crate::fixed_sum::{fixed_order_mean, fixed_order_sum};
 use burn::config::Config;
 use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;
@@ -70,7 +73,7 @@ impl BtqConfig {
     pub fn threshold<const D: usize>(&self, w: Tensor<D>) -> Tensor<1> {
         let a = w.detach().abs().flatten::<1>(0, D - 1);
         match self.mode {
-            ThresholdMode::Delta => a.mean().mul_scalar(self.delta),
+            ThresholdMode::Delta => fixed_order_mean(a).mul_scalar(self.delta),
             ThresholdMode::Quantile => {
                 let n = a.dims()[0];
                 let rank = n.div_ceil(3).max(1) - 1;
@@ -89,8 +92,11 @@ impl BtqConfig {
         let wd = w.clone().detach();
         let nonzero = wd.clone().abs().greater(threshold).float();
         let codes = wd.clone().sign().mul(nonzero.clone());
+        // The count is a sum of 0s and 1s, exact in any order; the scale's sum is not, so it
+        // takes a fixed order (see `fixed_sum`): the fold must not depend on the CPU.
         let count = nonzero.clone().sum().clamp_min(1.0);
-        let alpha = wd.clone().abs().mul(nonzero).sum().div(count);
+        let alpha =
+            fixed_order_sum(wd.clone().abs().mul(nonzero).flatten::<1>(0, D - 1)).div(count);
         // Where every code is 0 the scale is 0; keep the STE's 1/alpha finite all the same.
         let inv_alpha = alpha.clone().clamp_min(1e-12).recip().reshape([1; D]);
         let inside = wd.abs().lower_equal_elem(self.clip).float();
@@ -270,5 +276,31 @@ mod tests {
             spread(after) < 0.5 * spread(before),
             "{before:?} -> {after:?}"
         );
+    }
+
+    #[test]
+    fn alpha_and_threshold_are_the_fixed_order_sums() {
+        use crate::fixed_sum::fixed_order_sum_host;
+        let device = Device::flex();
+        let btq = BtqConfig::new();
+        let mut rng = mognet_arch::ca::SplitMix64::new(7);
+        // Eight weight tensors with magnitudes over four binades, so that the order of the
+        // additions shows in the last bits.
+        for _ in 0..8 {
+            let w: Vec<f32> = (0..3 * 3 * 64 * 37)
+                .map(|_| (rng.next_f32() - 0.5) * 2f32.powi((rng.next_u64() % 4) as i32))
+                .collect();
+            let abs: Vec<f32> = w.iter().map(|v| v.abs()).collect();
+            let d = fixed_order_sum_host(&abs) / w.len() as f32 * 0.7f32;
+            let d_model = vec1(btq.threshold(tensor(&w, &device)))[0];
+            assert_eq!(d_model.to_bits(), d.to_bits());
+            let kept: Vec<f32> = abs.iter().map(|&a| if a > d { a } else { 0.0 }).collect();
+            let count = kept.iter().filter(|&&a| a > 0.0).count() as f32;
+            let alpha = vec1(btq.ternarize(tensor(&w, &device)).alpha)[0];
+            assert_eq!(
+                alpha.to_bits(),
+                (fixed_order_sum_host(&kept) / count).to_bits()
+            );
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod btq;
 pub mod ca_pointwise;
+pub mod fixed_sum;
 pub mod init;
 // ndarray is deprecated upstream but still one of the trainer's backends, so the custom
 // operations name it.

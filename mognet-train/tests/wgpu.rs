@@ -96,3 +96,19 @@ fn every_preset_forward_wgpu_equals_flex() {
         assert!(diff <= 1e-4, "{preset}: max |flex - wgpu| = {diff}");
     }
 }
+
+/// The fixed-order sum behind BTQ's `alpha` and `D` gives the host tree's bits on WGPU too, so a
+/// model trained on a GPU folds to the same `.mognet` on any machine.
+#[test]
+fn fixed_order_sum_wgpu_equals_the_host_tree_bit_for_bit() {
+    use mognet_core::fixed_sum::{fixed_order_sum, fixed_order_sum_host};
+    let mut rng = SplitMix64::new(11);
+    for n in [1, 5, 4096, 20_000] {
+        let v: Vec<f32> = (0..n)
+            .map(|_| rng.next_f32() * 2f32.powi((rng.next_u64() % 4) as i32))
+            .collect();
+        let t = Tensor::<1>::from_data(TensorData::new(v.clone(), [n]), &wgpu());
+        let gpu = host(fixed_order_sum(t))[0];
+        assert_eq!(gpu.to_bits(), fixed_order_sum_host(&v).to_bits(), "n = {n}");
+    }
+}
