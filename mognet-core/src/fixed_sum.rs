@@ -1,7 +1,7 @@
 //! Sums that round the same on every backend and every CPU.
 //!
-//! A backend's own `sum` picks its order of additions by SIMD width and thread count: Flex adds
-//! 8 lanes at a time on an AVX2 CPU and 16 on an AVX-512 one. Float addition is not
+//! A backend's own `sum` picks its order of additions by SIMD width and thread count: Flex keeps
+//! 8 accumulators of SIMD width, 64 lanes on an AVX2 CPU and 128 on an AVX-512 one. Float addition is not
 //! associative, so the same weights gave a BTQ scale `alpha` one ulp apart on two machines, and
 //! with it folded thresholds one apart: the fold of a shipped `.bpk` depended on the CPU it ran
 //! on. Here the order is fixed: a pairwise tree of element-wise additions, each rounded once
@@ -10,10 +10,10 @@
 use burn::tensor::Tensor;
 
 /// The sum of `x` by a fixed pairwise tree: `x` is padded with zeros to the next power of two
-/// `2^k`, then halved `k` times, `x[i] + x[i + half]`. An empty `x` sums to 0.
+/// `2^k`, then halved `k` times, `x[i] + x[i + half]`.
 ///
 /// # Shapes
-/// - `x`: `[n]`
+/// - `x`: `[n]`, `n >= 1`
 /// - output: `[1]`
 pub fn fixed_order_sum(x: Tensor<1>) -> Tensor<1> {
     let n = x.dims()[0];
