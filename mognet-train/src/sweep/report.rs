@@ -43,34 +43,35 @@ pub enum ReportError {
     },
 }
 
-/// Mean and sample standard deviation (0 for fewer than two values).
+/// Mean and sample standard deviation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MeanStd {
     /// Mean.
     pub mean: f64,
-    /// Sample standard deviation.
-    pub std: f64,
+    /// Sample standard deviation; none for a single value, which has no spread to measure.
+    pub std: Option<f64>,
 }
 
 impl MeanStd {
-    /// Of `values` (none: NaN-free zeros).
-    pub fn of(values: &[f64]) -> MeanStd {
+    /// Of `values`; none when there are none.
+    pub fn of(values: &[f64]) -> Option<MeanStd> {
         let n = values.len();
         if n == 0 {
-            return MeanStd {
-                mean: 0.0,
-                std: 0.0,
-            };
+            return None;
         }
         let mean = values.iter().sum::<f64>() / n as f64;
-        let var = if n > 1 {
-            values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64
-        } else {
-            0.0
-        };
-        MeanStd {
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1).max(1) as f64;
+        Some(MeanStd {
             mean,
-            std: var.sqrt(),
+            std: (n > 1).then(|| var.sqrt()),
+        })
+    }
+
+    /// `mean +- std` in percent, or the mean alone for a single value.
+    fn percent(&self) -> String {
+        match self.std {
+            Some(std) => format!("{:.2} +- {:.2}", 100.0 * self.mean, 100.0 * std),
+            None => format!("{:.2}", 100.0 * self.mean),
         }
     }
 }
@@ -86,14 +87,15 @@ pub struct ArmRow {
     pub runs: usize,
     /// Runs the grid asks for.
     pub planned: usize,
-    /// Stored bits of the exported file (mean over seeds; the threshold widths vary a little).
-    pub file_bits: u64,
-    /// Multiply-accumulates per image.
-    pub macs: u64,
-    /// Validation accuracy.
+    /// Stored bits of the exported file (mean over seeds; the threshold widths vary a little);
+    /// none before a run has finished.
+    pub file_bits: Option<u64>,
+    /// Multiply-accumulates per image; none before a run has finished.
+    pub macs: Option<u64>,
+    /// Validation accuracy; none without runs that validated.
     pub valid: Option<MeanStd>,
-    /// Integer engine test accuracy.
-    pub test: MeanStd,
+    /// Integer engine test accuracy; none before a run has finished.
+    pub test: Option<MeanStd>,
     /// Test accuracy minus the first arm's (none for the first arm).
     pub diff: Option<f64>,
     /// Whether `|diff|` exceeds twice the pooled std (none when either arm has under 2 runs).
@@ -126,9 +128,9 @@ impl ArmRow {
             about: arm.about.clone(),
             runs: results.len(),
             planned,
-            file_bits: bits.checked_div(results.len() as u64).unwrap_or(0),
-            macs: results.first().map_or(0, |r| r.macs),
-            valid: valid.filter(|v| !v.is_empty()).map(|v| MeanStd::of(&v)),
+            file_bits: bits.checked_div(results.len() as u64),
+            macs: results.first().map(|r| r.macs),
+            valid: valid.and_then(|v| MeanStd::of(&v)),
             test: MeanStd::of(&test),
             diff: None,
             exceeds_two_std: None,
@@ -142,14 +144,17 @@ fn compare_to_first(arms: &mut [ArmRow]) {
     let Some((first, rest)) = arms.split_first_mut() else {
         return;
     };
-    if first.runs == 0 {
+    let Some(base) = first.test else {
         return;
-    }
-    for row in rest.iter_mut().filter(|r| r.runs > 0) {
-        let diff = row.test.mean - first.test.mean;
-        let pooled = ((row.test.std.powi(2) + first.test.std.powi(2)) / 2.0).sqrt();
+    };
+    for row in rest.iter_mut() {
+        let Some(test) = row.test else { continue };
+        let diff = test.mean - base.mean;
         row.diff = Some(diff);
-        row.exceeds_two_std = (row.runs > 1 && first.runs > 1).then(|| diff.abs() > 2.0 * pooled);
+        row.exceeds_two_std = test.std.zip(base.std).map(|(a, b)| {
+            let pooled = ((a.powi(2) + b.powi(2)) / 2.0).sqrt();
+            diff.abs() > 2.0 * pooled
+        });
     }
 }
 
@@ -177,8 +182,14 @@ pub fn collect(dir: &Path) -> Result<SweepReport, ReportError> {
     Ok(SweepReport { arms })
 }
 
-fn pct(m: &MeanStd) -> String {
-    format!("{:.2} +- {:.2}", 100.0 * m.mean, 100.0 * m.std)
+/// `text` for a markdown table cell: a `|` (as in `|w|`) would end the cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+/// A number, or `-` when there is none yet.
+fn or_dash<T: ToString>(value: Option<T>) -> String {
+    value.map_or("-".into(), |v| v.to_string())
 }
 
 impl SweepReport {
@@ -194,14 +205,16 @@ impl SweepReport {
                 Some(false) => "no",
                 None => "-",
             };
-            let (test, valid) = if r.runs == 0 {
-                ("-".into(), "-".into())
-            } else {
-                (pct(&r.test), r.valid.as_ref().map_or("-".into(), pct))
-            };
+            let valid = or_dash(r.valid.map(|m| m.percent()));
+            let test = or_dash(r.test.map(|m| m.percent()));
             s.push_str(&format!(
                 "| {} | {} | {}/{} | {} | {} | {valid} | {test} | {diff} | {sig} |\n",
-                r.arm, r.about, r.runs, r.planned, r.file_bits, r.macs
+                cell(&r.arm),
+                cell(&r.about),
+                r.runs,
+                r.planned,
+                or_dash(r.file_bits),
+                or_dash(r.macs)
             ));
         }
         s
@@ -222,12 +235,10 @@ impl SweepReport {
 
     /// The y range of the chart in percent: every finished arm's mean +- std, with a margin.
     fn test_range(&self) -> std::ops::Range<f64> {
-        let done = self.arms.iter().filter(|r| r.runs > 0);
-        let (lo, hi) = done.fold((1.0f64, 0.0f64), |(lo, hi), r| {
-            (
-                lo.min(r.test.mean - r.test.std),
-                hi.max(r.test.mean + r.test.std),
-            )
+        let done = self.arms.iter().filter_map(|r| r.test);
+        let (lo, hi) = done.fold((1.0f64, 0.0f64), |(lo, hi), t| {
+            let std = t.std.unwrap_or(0.0);
+            (lo.min(t.mean - std), hi.max(t.mean + std))
         });
         let pad = ((hi - lo) * 0.15).max(0.002);
         100.0 * (lo - pad)..100.0 * (hi + pad)
@@ -265,9 +276,11 @@ impl SweepReport {
             .label_style((FAMILY, 13))
             .draw()
             .map_err(|e| e.to_string())?;
-        let bars = self.arms.iter().enumerate().filter(|(_, r)| r.runs > 0);
-        let bars = bars.map(|(i, r)| {
-            let (m, s) = (100.0 * r.test.mean, 100.0 * r.test.std);
+        // One run draws its mean with a zero-length bar: it has no spread to show.
+        let bars = self.arms.iter().enumerate();
+        let bars = bars.filter_map(|(i, r)| r.test.map(|t| (i, t)));
+        let bars = bars.map(|(i, t)| {
+            let (m, s) = (100.0 * t.mean, 100.0 * t.std.unwrap_or(0.0));
             ErrorBar::new_vertical(i as f64, m - s, m, m + s, BLUE.filled(), 12)
         });
         chart.draw_series(bars).map_err(|e| e.to_string())?;
@@ -295,28 +308,58 @@ mod tests {
 
     #[test]
     fn mean_and_sample_std() {
-        let m = MeanStd::of(&[0.90, 0.92, 0.94]);
+        let m = MeanStd::of(&[0.90, 0.92, 0.94]).unwrap();
         assert!((m.mean - 0.92).abs() < 1e-12);
-        assert!((m.std - 0.02).abs() < 1e-12);
-        assert_eq!(MeanStd::of(&[0.5]).std, 0.0);
+        assert!((m.std.unwrap() - 0.02).abs() < 1e-12);
+        let one = MeanStd::of(&[0.5]).unwrap();
+        assert_eq!((one.mean, one.std), (0.5, None));
+        assert_eq!(MeanStd::of(&[]), None);
     }
 
+    /// A row of `runs` finished runs with test accuracy `[mean, std]` (std only for 2 or more).
     fn row(name: &str, runs: usize, test: [f64; 2]) -> ArmRow {
         ArmRow {
             arm: name.into(),
             about: String::new(),
             runs,
             planned: 3,
-            file_bits: 0,
-            macs: 0,
+            file_bits: (runs > 0).then_some(218_776),
+            macs: (runs > 0).then_some(21_348_352),
             valid: None,
-            test: MeanStd {
+            test: (runs > 0).then(|| MeanStd {
                 mean: test[0],
-                std: test[1],
-            },
+                std: (runs > 1).then_some(test[1]),
+            }),
             diff: None,
             exceeds_two_std: None,
         }
+    }
+
+    #[test]
+    fn the_table_escapes_pipes_and_shows_no_numbers_an_arm_has_not_made() {
+        let mut quantile = row("quantile", 3, [0.9012, 0.0034]);
+        quantile.about = "threshold at the 1/3 quantile of |w|".into();
+        let mut arms = [
+            row("first", 1, [0.9099, 0.0]),
+            quantile,
+            row("unrun", 0, [0.0; 2]),
+        ];
+        compare_to_first(&mut arms);
+        let md = SweepReport {
+            arms: arms.to_vec(),
+        }
+        .markdown();
+        let lines: Vec<&str> = md.lines().collect();
+        assert_eq!(
+            lines[2],
+            "| first |  | 1/3 | 218776 | 21348352 | - | 90.99 | - | - |"
+        );
+        assert_eq!(
+            lines[3],
+            "| quantile | threshold at the 1/3 quantile of \\|w\\| | 3/3 | 218776 | 21348352 | - \
+             | 90.12 +- 0.34 | -0.87 | - |"
+        );
+        assert_eq!(lines[4], "| unrun |  | 0/3 | - | - | - | - | - | - |");
     }
 
     #[test]
