@@ -1,6 +1,7 @@
 //! A sweep's table: per arm, bits, MACs, validation and integer test accuracy as mean +- std
-//! over seeds, and the difference to the first arm with whether it exceeds twice the pooled
-//! standard deviation; written as `report.md`, `report.json` and a chart `report.png`.
+//! over seeds, and their differences to the first arm, with whether the test difference exceeds
+//! twice the pooled standard deviation; written as `report.md`, `report.json` and a chart
+//! `report.png`.
 
 use std::path::{Path, PathBuf};
 
@@ -96,6 +97,9 @@ pub struct ArmRow {
     pub valid: Option<MeanStd>,
     /// Integer engine test accuracy; none before a run has finished.
     pub test: Option<MeanStd>,
+    /// Validation accuracy minus the first arm's (none for the first arm): what a recipe
+    /// decision, which never reads the test set, compares.
+    pub valid_diff: Option<f64>,
     /// Test accuracy minus the first arm's (none for the first arm).
     pub diff: Option<f64>,
     /// Whether `|diff|` exceeds twice the pooled std (none when either arm has under 2 runs).
@@ -132,23 +136,25 @@ impl ArmRow {
             macs: results.first().map(|r| r.macs),
             valid: valid.and_then(|v| MeanStd::of(&v)),
             test: MeanStd::of(&test),
+            valid_diff: None,
             diff: None,
             exceeds_two_std: None,
         }
     }
 }
 
-/// Fills every later row's difference to the first arm, and whether it exceeds twice the
-/// pooled std where both arms have two runs or more.
+/// Fills every later row's differences to the first arm in validation and test accuracy, and
+/// whether the test difference exceeds twice the pooled std where both arms have two runs or
+/// more.
 fn compare_to_first(arms: &mut [ArmRow]) {
     let Some((first, rest)) = arms.split_first_mut() else {
         return;
     };
-    let Some(base) = first.test else {
-        return;
-    };
     for row in rest.iter_mut() {
-        let Some(test) = row.test else { continue };
+        row.valid_diff = row.valid.zip(first.valid).map(|(v, b)| v.mean - b.mean);
+        let Some((test, base)) = row.test.zip(first.test) else {
+            continue;
+        };
         let diff = test.mean - base.mean;
         row.diff = Some(diff);
         row.exceeds_two_std = test.std.zip(base.std).map(|(a, b)| {
@@ -196,10 +202,11 @@ impl SweepReport {
     /// The markdown table (accuracies in percent).
     pub fn markdown(&self) -> String {
         let mut s = String::from(
-            "| arm | what it tests | runs | bits | MACs | validation % | integer test % | vs first arm (points) | beyond 2 pooled std |\n|---|---|---|---|---|---|---|---|---|\n",
+            "| arm | what it tests | runs | bits | MACs | validation % | valid vs first arm (points) | integer test % | test vs first arm (points) | beyond 2 pooled std |\n|---|---|---|---|---|---|---|---|---|---|\n",
         );
+        let points = |d: Option<f64>| d.map_or("-".into(), |d| format!("{:+.2}", 100.0 * d));
         for r in &self.arms {
-            let diff = r.diff.map_or("-".into(), |d| format!("{:+.2}", 100.0 * d));
+            let (valid_diff, diff) = (points(r.valid_diff), points(r.diff));
             let sig = match r.exceeds_two_std {
                 Some(true) => "yes",
                 Some(false) => "no",
@@ -208,7 +215,7 @@ impl SweepReport {
             let valid = or_dash(r.valid.map(|m| m.percent()));
             let test = or_dash(r.test.map(|m| m.percent()));
             s.push_str(&format!(
-                "| {} | {} | {}/{} | {} | {} | {valid} | {test} | {diff} | {sig} |\n",
+                "| {} | {} | {}/{} | {} | {} | {valid} | {valid_diff} | {test} | {diff} | {sig} |\n",
                 cell(&r.arm),
                 cell(&r.about),
                 r.runs,
@@ -325,11 +332,15 @@ mod tests {
             planned: 3,
             file_bits: (runs > 0).then_some(218_776),
             macs: (runs > 0).then_some(21_348_352),
-            valid: None,
+            valid: (runs > 0).then(|| MeanStd {
+                mean: test[0] + 0.002,
+                std: None,
+            }),
             test: (runs > 0).then(|| MeanStd {
                 mean: test[0],
                 std: (runs > 1).then_some(test[1]),
             }),
+            valid_diff: None,
             diff: None,
             exceeds_two_std: None,
         }
@@ -352,14 +363,14 @@ mod tests {
         let lines: Vec<&str> = md.lines().collect();
         assert_eq!(
             lines[2],
-            "| first |  | 1/3 | 218776 | 21348352 | - | 90.99 | - | - |"
+            "| first |  | 1/3 | 218776 | 21348352 | 91.19 | - | 90.99 | - | - |"
         );
         assert_eq!(
             lines[3],
-            "| quantile | threshold at the 1/3 quantile of \\|w\\| | 3/3 | 218776 | 21348352 | - \
-             | 90.12 +- 0.34 | -0.87 | - |"
+            "| quantile | threshold at the 1/3 quantile of \\|w\\| | 3/3 | 218776 | 21348352 | 90.32 \
+             | -0.87 | 90.12 +- 0.34 | -0.87 | - |"
         );
-        assert_eq!(lines[4], "| unrun |  | 0/3 | - | - | - | - | - | - |");
+        assert_eq!(lines[4], "| unrun |  | 0/3 | - | - | - | - | - | - | - |");
     }
 
     #[test]
@@ -375,6 +386,7 @@ mod tests {
         assert_eq!(arms[0].diff, None);
         // -1.0 point against 2 x 0.2 points pooled: beyond; -0.2 points: within.
         assert!((arms[1].diff.unwrap() + 0.01).abs() < 1e-12);
+        assert!((arms[1].valid_diff.unwrap() + 0.01).abs() < 1e-12);
         assert_eq!(arms[1].exceeds_two_std, Some(true));
         assert_eq!(arms[2].exceeds_two_std, Some(false));
         // One seed gives a difference but no verdict; an arm without runs gives neither.
