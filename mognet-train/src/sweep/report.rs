@@ -204,14 +204,10 @@ impl SweepReport {
         let mut s = String::from(
             "| arm | what it tests | runs | bits | MACs | validation % | valid vs first arm (points) | integer test % | test vs first arm (points) | beyond 2 pooled std |\n|---|---|---|---|---|---|---|---|---|---|\n",
         );
-        let points = |d: Option<f64>| d.map_or("-".into(), |d| format!("{:+.2}", 100.0 * d));
+        let points = |d: Option<f64>| or_dash(d.map(|d| format!("{:+.2}", 100.0 * d)));
         for r in &self.arms {
             let (valid_diff, diff) = (points(r.valid_diff), points(r.diff));
-            let sig = match r.exceeds_two_std {
-                Some(true) => "yes",
-                Some(false) => "no",
-                None => "-",
-            };
+            let sig = or_dash(r.exceeds_two_std.map(|yes| if yes { "yes" } else { "no" }));
             let valid = or_dash(r.valid.map(|m| m.percent()));
             let test = or_dash(r.test.map(|m| m.percent()));
             s.push_str(&format!(
