@@ -1,11 +1,12 @@
 //! Sums that round the same on every backend and every CPU.
 //!
 //! A backend's own `sum` picks its order of additions by SIMD width and thread count: Flex keeps
-//! 8 accumulators of SIMD width, 64 lanes on an AVX2 CPU and 128 on an AVX-512 one. Float addition is not
-//! associative, so the same weights gave a BTQ scale `alpha` one ulp apart on two machines, and
-//! with it folded thresholds one apart: the fold of a shipped `.bpk` depended on the CPU it ran
-//! on. Here the order is fixed: a pairwise tree of element-wise additions, each rounded once
-//! (IEEE 754 and WGSL both specify correctly rounded `+`), so every backend gets the same bits.
+//! 8 accumulators of SIMD width, 64 lanes on an AVX2 CPU and 128 on an AVX-512 one. Float
+//! addition is not associative, so the same weights gave a BTQ scale `alpha` one ulp apart on
+//! two machines, and with it folded thresholds one apart: the fold of a shipped `.bpk` depended
+//! on the CPU it ran on. Here the order is fixed: a pairwise tree of element-wise additions,
+//! each rounded once (IEEE 754 and WGSL both specify correctly rounded `+`), so every backend
+//! gets the same bits.
 
 use burn::tensor::Tensor;
 
