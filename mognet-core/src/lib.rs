@@ -3,6 +3,7 @@
 //! (with the float-against-integer parity check). See `docs/SPEC.md` (the numeric specification) and the
 //! workspace README.
 
+pub mod average;
 pub mod btq;
 pub mod ca_pointwise;
 pub mod fixed_sum;

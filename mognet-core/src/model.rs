@@ -556,4 +556,4 @@ impl Mognet {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

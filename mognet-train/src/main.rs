@@ -4,7 +4,7 @@ mod commands;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use commands::{bench, demo, eval, plot, report, summary, sweep, train};
+use commands::{average, bench, demo, eval, plot, report, summary, sweep, train};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,7 +31,7 @@ enum Command {
     /// export it, check float/integer parity and run the integer engine; prints one table.
     Demo(demo::DemoArgs),
     /// Train a model; checkpoints, metrics and the best model go to --out.
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Run a grid of arms times seeds as run folders under --out: finished runs are skipped,
     /// interrupted ones resumed; each finished run is exported and tested once by the integer
     /// engine (ARM/seed-S/result.json).
@@ -40,6 +40,10 @@ enum Command {
     /// std over seeds), the difference to the first arm; writes report.md, report.json and
     /// report.png into the sweep folder and prints the table.
     Report(report::ReportArgs),
+    /// Average two or more trained models of one architecture into a new run folder: batch
+    /// norms re-estimated, each input and the average scored on validation, the average's test
+    /// accuracy read once (last line).
+    Average(average::AverageArgs),
     /// Draw a run's training curves (loss and accuracy per epoch) as a PNG.
     Plot(plot::PlotArgs),
     /// Float accuracy of a run's model on the test split; last line `accuracy: 0.xxxx
@@ -53,9 +57,10 @@ fn main() -> Result<()> {
         Command::BenchTrain(args) => bench::train(args),
         Command::BenchData(args) => bench::data(args),
         Command::Demo(args) => demo::run(args),
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(*args),
         Command::Sweep(args) => sweep::run(args),
         Command::Report(args) => report::run(args),
+        Command::Average(args) => average::run(args),
         Command::Plot(args) => plot::run(args),
         Command::Eval(args) => eval::run(args),
     }

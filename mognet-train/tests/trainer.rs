@@ -3,45 +3,14 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, DeviceKind};
-use common::last_weights;
-use mognet_core::{MognetConfig, StageSpec};
-use mognet_train::data::DatasetKind;
+use common::{last_weights, sample_dir, tiny_run};
 use mognet_train::train::checkpoint::{self, CheckpointError};
-use mognet_train::train::{
-    EpochMetrics, RunConfig, TrainConfig, TrainError, read_test, test_best, train,
-};
+use mognet_train::train::{EpochMetrics, RunConfig, TrainError, read_test, test_best, train};
 
 mod common;
 
-fn sample_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../datasets/samples/fashion-mnist")
-}
-
 fn scratch(name: &str) -> PathBuf {
     common::scratch("trainer", name)
-}
-
-fn tiny_run(epochs: usize, limit: usize) -> RunConfig {
-    let stage = |n, groups| StageSpec {
-        n,
-        m: n,
-        groups,
-        blocks: 2,
-    };
-    RunConfig {
-        model: MognetConfig::new(8, vec![stage(8, 2), stage(16, 4)])
-            .with_in_channels(1)
-            .with_num_classes(10)
-            .with_seed(3),
-        train: TrainConfig::new(DatasetKind::FashionMnist, sample_dir())
-            .with_epochs(epochs)
-            .with_batch_size(32)
-            .with_lr(0.05)
-            .with_limit_train(Some(limit))
-            .with_limit_valid(Some(200))
-            .with_valid_split(Some(1000))
-            .with_seed(11),
-    }
 }
 
 fn quiet(_: &str) {}

@@ -1,6 +1,7 @@
 //! The binary's subcommands: each module holds one command's arguments and the function that
 //! runs it.
 
+pub mod average;
 pub mod bench;
 pub mod demo;
 pub mod eval;

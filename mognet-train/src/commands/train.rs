@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use mognet_train::BackendChoice;
 use mognet_train::data::cli::DataArgs;
-use mognet_train::train::{OptimizerKind, RunConfig, Schedule, TrainConfig, train};
+use mognet_train::train::{DistillConfig, OptimizerKind, RunConfig, Schedule, TrainConfig, train};
 
 /// Arguments of `train`.
 #[derive(Debug, clap::Args)]
@@ -96,6 +96,18 @@ pub struct TrainArgs {
     /// Disable augmentation (random crop and flip).
     #[arg(long, conflicts_with = "flip")]
     no_augment: bool,
+    /// Distill from this trained model (a .bpk with its config beside it, as for --init);
+    /// repeat for an ensemble, whose softmaxes are averaged. The loss becomes (1 - W) times the
+    /// label cross-entropy plus W times T^2 times the cross-entropy against the teachers'
+    /// softmax at temperature T.
+    #[arg(long = "teacher")]
+    teachers: Vec<PathBuf>,
+    /// Distillation temperature T.
+    #[arg(long, default_value_t = 4.0, requires = "teachers")]
+    distill_temperature: f64,
+    /// Distillation weight W, in [0, 1].
+    #[arg(long, default_value_t = 0.5, requires = "teachers")]
+    distill_weight: f64,
     /// Random horizontal flip on or off (default: on, except for MNIST, whose digits are not
     /// mirror-symmetric). The run's config.json records the augmentation used.
     #[arg(long)]
@@ -149,6 +161,11 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
         augment = mognet_train::data::Augment::NONE;
     }
     train_config.augment = Some(augment);
+    train_config.distill = (!args.teachers.is_empty()).then(|| {
+        DistillConfig::new(args.teachers.clone())
+            .with_temperature(args.distill_temperature)
+            .with_weight(args.distill_weight)
+    });
     train_config.check()?;
     Ok(RunConfig {
         model,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::BackendChoice;
 use crate::data::{Augment, Cifar100Label, DatasetKind};
 use crate::train::checkpoint::{CheckpointError, read, write_atomic};
+use crate::train::distill::DistillConfig;
 use crate::train::schedule::Schedule;
 
 /// The optimizer.
@@ -136,6 +137,10 @@ pub struct TrainConfig {
     /// configs written before that, means crop and flip for every dataset. Default: `None`.
     #[config(default = "None")]
     pub augment: Option<Augment>,
+    /// Knowledge distillation from trained teachers (see [`DistillConfig`]); none trains on
+    /// the labels alone. Default: none.
+    #[config(default = "None")]
+    pub distill: Option<DistillConfig>,
 }
 
 impl TrainConfig {
@@ -190,6 +195,9 @@ impl TrainConfig {
         {
             return bad("label_smoothing", format!("must be in [0, 1), got {a}"));
         }
+        if let Some(distill) = &self.distill {
+            distill.check()?;
+        }
         if let Some(m) = self.time_budget_minutes
             && !(m.is_finite() && m > 0.0 && m < 1e9)
         {
@@ -232,7 +240,13 @@ impl RunConfig {
     /// Reads `RUN_DIR/config.json`. Fields added to the configs after the run was written take
     /// their documented defaults.
     pub fn load(run: &Path) -> Result<Self, CheckpointError> {
-        let path = Self::path(run);
+        Self::load_file(&Self::path(run))
+    }
+
+    /// Reads a run config from `path` (such as a shipped `checkpoints/NAME.config.json`), as
+    /// [`RunConfig::load`] does.
+    pub fn load_file(path: &Path) -> Result<Self, CheckpointError> {
+        let path = path.to_path_buf();
         let bytes = read(&path)?;
         let corrupt = |detail: String| CheckpointError::Corrupt {
             path: path.clone(),

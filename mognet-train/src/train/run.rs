@@ -62,6 +62,9 @@ pub enum TrainError {
         /// What is wrong.
         detail: String,
     },
+    /// Models to average do not fit together.
+    #[error("averaging: {0}")]
+    Average(#[from] mognet_core::average::AverageError),
     /// The data and the model disagree.
     #[error("the model expects {model} but {dataset} has {data}")]
     Mismatch {

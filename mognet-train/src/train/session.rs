@@ -20,9 +20,11 @@ use crate::progress::Progress;
 use crate::train::batches::{BatchProducer, BatchReceiver, epoch_order, spawn_batches};
 use crate::train::checkpoint::{self, EpochProgress, LoopState};
 use crate::train::config::{RunConfig, TrainConfig};
+use crate::train::distill::{Teachers, soft_loss};
 use crate::train::epoch_pass::{BatchTimers, EpochClock, EpochPass, Stop, StopWhy};
 use crate::train::loss::training_loss;
 use crate::train::metrics::{EpochMetrics, LayerOccupancy, append_metrics, truncate_metrics};
+use crate::train::recalibrate::recalibrate;
 use crate::train::run::{TrainError, load_sets, optimizer};
 
 /// Where the loop starts: the model and optimizer, the first epoch to run and how far into it.
@@ -45,6 +47,8 @@ pub(super) struct Session<'a> {
     valid_set: Option<ImageSet>,
     batcher: ImageBatcher,
     ce: CrossEntropyLoss,
+    /// The distillation teachers, when the run has some.
+    teachers: Option<Teachers>,
     metrics_path: PathBuf,
     started: Instant,
     budget: Option<Duration>,
@@ -78,7 +82,13 @@ impl<'a> Session<'a> {
         let batch_size = t.batch_size.max(1);
         let steps_per_epoch = train_set.len().div_ceil(batch_size);
         let minutes = |m: f64| Duration::from_secs_f64(m * 60.0);
+        let teachers = t
+            .distill
+            .as_ref()
+            .map(|d| Teachers::load(d, run.model.in_channels, run.model.num_classes, device))
+            .transpose()?;
         Ok(Session {
+            teachers,
             run_dir,
             device: device.clone(),
             ce: training_loss(&t, &ad),
@@ -116,6 +126,7 @@ impl<'a> Session<'a> {
         let model = run.model.init(&self.ad)?;
         let optim = optimizer(run);
         if !resume {
+            self.log_teachers(log);
             let model = match &run.train.init {
                 Some(path) => {
                     log(&format!("starting from the weights in {}", path.display()));
@@ -168,14 +179,22 @@ impl<'a> Session<'a> {
         (x, y): (TensorData, TensorData),
     ) -> (Mognet, f64, f64) {
         let b = x.shape()[0];
+        let targets = self.soft_targets(&x);
         let x = Tensor::<4>::from_data(x, &self.ad);
         let y = Tensor::<1, Int>::from_data(y, &self.ad);
         let logits = model.forward(x);
         let ce_loss = self.ce.forward(logits.clone(), y.clone());
+        let label_loss = match (targets, &self.t.distill) {
+            (Some(targets), Some(d)) => {
+                let soft = soft_loss(logits.clone(), targets, d.temperature);
+                ce_loss.clone().mul_scalar(1.0 - d.weight) + soft.mul_scalar(d.weight)
+            }
+            _ => ce_loss.clone(),
+        };
         let loss = if self.t.reg_lambda > 0.0 {
-            ce_loss.clone() + model.regularizer().mul_scalar(self.t.reg_lambda)
+            label_loss + model.regularizer().mul_scalar(self.t.reg_lambda)
         } else {
-            ce_loss.clone()
+            label_loss
         };
         let hits = logits.argmax(1).reshape([b]).equal(y).int().sum().float();
         let stats = Tensor::cat(vec![ce_loss.detach(), hits.detach()], 0)
@@ -189,6 +208,36 @@ impl<'a> Session<'a> {
         let lr = self.lr();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         (optim.step(lr, model, grads), stats[0], stats[1])
+    }
+
+    /// The teachers' soft targets for the batch `x` on the autodiff device (without a
+    /// gradient), when the run distills.
+    fn soft_targets(&self, x: &TensorData) -> Option<Tensor<2>> {
+        let teachers = self.teachers.as_ref()?;
+        let targets = teachers.soft_targets(x.clone(), teachers.temperature());
+        Some(Tensor::<2>::from_data(targets.into_data(), &self.ad))
+    }
+
+    /// Says what the teachers are worth before a distilling run starts: their ensemble's
+    /// validation accuracy, the level the student is drawn toward.
+    fn log_teachers(&self, log: &mut dyn FnMut(&str)) {
+        let (Some(teachers), Some(d)) = (&self.teachers, &self.t.distill) else {
+            return;
+        };
+        let names: Vec<String> = d.teachers.iter().map(|p| p.display().to_string()).collect();
+        let accuracy = self
+            .valid_set
+            .as_ref()
+            .map(|set| teachers.accuracy(set, self.t.batch_size.max(64)));
+        let accuracy = accuracy.map_or("no validation set".into(), |a| {
+            format!("ensemble validation accuracy {a:.4}")
+        });
+        log(&format!(
+            "distilling from {} (T {}, weight {}): {accuracy}",
+            names.join(", "),
+            d.temperature,
+            d.weight
+        ));
     }
 
     /// The learning rate of the step just counted.
@@ -367,20 +416,6 @@ impl<'a> Session<'a> {
         Ok(checkpoint::save(self.run_dir, model, optim, state)?)
     }
 
-    /// Re-estimates the batch-norm running averages from the final weights of the epoch (they
-    /// trail weights that moved a lot), deterministically: the first images, no augmentation.
-    fn recalibrate(&self, model: &mut Mognet) {
-        let n = self.t.bn_recalibration.min(self.train_set.len());
-        let bs = self.batch_size;
-        let batches = (0..n).step_by(bs).map(|start| {
-            let items: Vec<_> = (start..(start + bs).min(n))
-                .map(|i| self.train_set.item(i).expect("index within the set"))
-                .collect();
-            Tensor::<4>::from_data(self.batcher.host_data(&items).0, &self.ad)
-        });
-        model.recalibrate_batch_norms(batches);
-    }
-
     /// Validation and the epoch's metrics.
     fn validate(
         &self,
@@ -445,7 +480,9 @@ impl<'a> Session<'a> {
         log: &mut dyn FnMut(&str),
     ) -> Result<EpochMetrics, TrainError> {
         if self.t.bn_recalibration > 0 {
-            self.recalibrate(model);
+            // The running averages trail weights that moved a lot during the epoch.
+            let n = self.t.bn_recalibration;
+            recalibrate(model, &self.train_set, n, self.batch_size, &self.ad);
         }
         let metrics = self.validate(epoch, model, pass, clock);
         // Without a validation set every epoch replaces the best: the last one is kept.
