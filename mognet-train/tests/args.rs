@@ -99,6 +99,24 @@ const CASES: &[(&str, &str)] = &[
         "data_batch",
     ),
     ("train {data}", "--out"),
+    (
+        "train {data} --out {out} --teacher T.bpk --distill-weight 2",
+        "distill_weight must be",
+    ),
+    (
+        "train {data} --out {out} --teacher T.bpk --distill-temperature 0",
+        "distill_temperature must be",
+    ),
+    ("train {data} --out {out} --distill-weight 0.3", "--teacher"),
+    (
+        "train {data} --out {out} --teacher MISSING.bpk",
+        "MISSING.bpk",
+    ),
+    ("average --weights A.bpk --out {out}", "--weights"),
+    (
+        "average --weights MISSING.bpk MISSING2.bpk --out {out}",
+        "MISSING",
+    ),
     ("bench-train --batch 0", "must be at least 1"),
     ("bench-train --steps 0", "must be at least 1"),
     ("bench-train --threads 0", "--threads must be at least 1"),
@@ -166,7 +184,7 @@ fn absurd_arguments_are_errors_never_panics() {
             "`{line}` wrote a checkpoint"
         );
     }
-    assert_eq!(CASES.len(), 53);
+    assert_eq!(CASES.len(), 59);
     std::fs::remove_dir_all(scratch).ok();
 }
 

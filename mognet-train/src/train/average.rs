@@ -13,7 +13,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use mognet_core::Mognet;
 use mognet_core::average::average_models;
-use mognet_core::persist::{load_weights_file, weights_config_path};
+use mognet_core::persist::{load_weights_file, weights_config_path, weights_model_config};
 use serde::{Deserialize, Serialize};
 
 use crate::data::ImageSet;
@@ -115,7 +115,11 @@ fn common_run_config(inputs: &[PathBuf]) -> Result<RunConfig, TrainError> {
         path: PathBuf::new(),
         detail: "no weights file to average".into(),
     })?;
-    let config_of = |path: &PathBuf| RunConfig::load_file(&weights_config_path(path));
+    let config_of = |path: &PathBuf| {
+        // Names a missing weights file, or the config missing beside it.
+        weights_model_config(path)?;
+        RunConfig::load_file(&weights_config_path(path))
+    };
     let run = config_of(first)?;
     let key = |r: &RunConfig| {
         let t = &r.train;

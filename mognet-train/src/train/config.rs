@@ -147,6 +147,24 @@ impl TrainConfig {
     /// Checks every value a run needs to make sense: counts at least 1, rates and weights
     /// finite and not negative (the learning rate above 0), time limits finite and positive.
     pub fn check(&self) -> Result<(), InvalidConfig> {
+        self.check_counts()?;
+        self.check_rates()?;
+        if let Some(distill) = &self.distill {
+            distill.check()?;
+        }
+        if let Some(m) = self.time_budget_minutes
+            && !(m.is_finite() && m > 0.0 && m < 1e9)
+        {
+            return Err(InvalidConfig {
+                field: "time_budget_minutes",
+                detail: format!("must be a finite number of minutes above 0, got {m}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts: at least 1 (the optional ones when given).
+    fn check_counts(&self) -> Result<(), InvalidConfig> {
         let bad = |field: &'static str, detail: String| Err(InvalidConfig { field, detail });
         for (field, v) in [("epochs", self.epochs), ("batch_size", self.batch_size)] {
             if v == 0 {
@@ -164,6 +182,12 @@ impl TrainConfig {
                 return bad(field, "must be at least 1 when given".into());
             }
         }
+        Ok(())
+    }
+
+    /// Rates and weights: finite, in range, the learning rate above 0.
+    fn check_rates(&self) -> Result<(), InvalidConfig> {
+        let bad = |field: &'static str, detail: String| Err(InvalidConfig { field, detail });
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad(
                 "lr",
@@ -194,17 +218,6 @@ impl TrainConfig {
             && !(a.is_finite() && (0.0..1.0).contains(&a))
         {
             return bad("label_smoothing", format!("must be in [0, 1), got {a}"));
-        }
-        if let Some(distill) = &self.distill {
-            distill.check()?;
-        }
-        if let Some(m) = self.time_budget_minutes
-            && !(m.is_finite() && m > 0.0 && m < 1e9)
-        {
-            return bad(
-                "time_budget_minutes",
-                format!("must be a finite number of minutes above 0, got {m}"),
-            );
         }
         Ok(())
     }
