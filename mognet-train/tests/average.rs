@@ -43,7 +43,14 @@ fn the_average_is_a_finished_run_scored_on_validation_and_tested_once() {
     let (a, b) = two_runs("run");
     let out = common::scratch("average", "out");
     let inputs = [a.join("best.bpk"), b.join("best.bpk")];
-    let outcome = average_run(&inputs, &out, None, &Device::flex()).unwrap();
+    let mut lines = Vec::new();
+    let mut log = |l: &str| lines.push(l.to_string());
+    let outcome = average_run(&inputs, &out, None, &Device::flex(), &mut log).unwrap();
+    // One line per input scored, naming it.
+    assert_eq!(lines.len(), 2);
+    for (line, input) in lines.iter().zip(&inputs) {
+        assert!(line.starts_with(&input.display().to_string()), "{line}");
+    }
     // Each input's validation accuracy is the one its training recorded, to the image.
     for (input, run) in outcome.record.inputs.iter().zip([&a, &b]) {
         assert_eq!(Some(input.valid_acc), read_best(run).unwrap().1);
@@ -69,7 +76,7 @@ fn the_average_is_a_finished_run_scored_on_validation_and_tested_once() {
     assert_eq!(test.valid_acc, Some(outcome.record.valid_acc));
     assert!(test.accuracy > 0.1, "test accuracy {}", test.accuracy);
     // A second average into the same folder is refused.
-    let again = average_run(&inputs, &out, None, &Device::flex()).unwrap_err();
+    let again = average_run(&inputs, &out, None, &Device::flex(), &mut |_| {}).unwrap_err();
     assert!(matches!(again, TrainError::RunDir { .. }), "{again}");
     for d in [a, b, out] {
         std::fs::remove_dir_all(d).ok();
@@ -85,7 +92,7 @@ fn inputs_of_another_split_or_without_a_config_are_refused() {
     other.save(&b).unwrap();
     let out = common::scratch("average", "refused-out");
     let inputs = [a.join("best.bpk"), b.join("best.bpk")];
-    let err = average_run(&inputs, &out, None, &Device::flex())
+    let err = average_run(&inputs, &out, None, &Device::flex(), &mut |_| {})
         .unwrap_err()
         .to_string();
     assert!(err.contains("validation split"), "{err}");
@@ -98,6 +105,7 @@ fn inputs_of_another_split_or_without_a_config_are_refused() {
         &out,
         None,
         &Device::flex(),
+        &mut |_| {},
     )
     .unwrap_err()
     .to_string();

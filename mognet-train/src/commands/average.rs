@@ -37,6 +37,7 @@ pub fn run(args: AverageArgs) -> Result<()> {
         &args.out,
         args.data_dir.as_deref(),
         &selected.device,
+        &mut |line| println!("{line}"),
     )?;
     let record = &outcome.record;
     let best_input = record

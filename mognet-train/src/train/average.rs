@@ -55,12 +55,14 @@ pub struct AverageOutcome {
 
 /// Averages `inputs` (each `NAME.bpk` with its run config beside it, as shipped or as a run's
 /// `best.bpk`) into the new run folder `out`, on `device` (without autodiff); the data are read
-/// from `data_dir`, or from the folder the inputs' config names.
+/// from `data_dir`, or from the folder the inputs' config names. `log` gets a line per model
+/// scored.
 pub fn average_run(
     inputs: &[PathBuf],
     out: &Path,
     data_dir: Option<&Path>,
     device: &Device,
+    log: &mut dyn FnMut(&str),
 ) -> Result<AverageOutcome, TrainError> {
     let mut run = common_run_config(inputs)?;
     if let Some(dir) = data_dir {
@@ -85,7 +87,10 @@ pub fn average_run(
     for path in inputs {
         let (_, model) = load_weights_file(path, &ad)?;
         let valid_acc = valid_accuracy(&model.valid(), valid, &run, device);
-        println!("{}: validation accuracy {valid_acc:.4}", path.display());
+        log(&format!(
+            "{}: validation accuracy {valid_acc:.4}",
+            path.display()
+        ));
         scored.push(AveragedInput {
             weights: path.clone(),
             valid_acc,
@@ -97,7 +102,6 @@ pub fn average_run(
     recalibrate(&mut average, &sets.train, n, run.train.batch_size, &ad);
     let average = average.valid();
     let valid_acc = valid_accuracy(&average, valid, &run, device);
-    println!("average: validation accuracy {valid_acc:.4}");
     let record = AverageRecord {
         inputs: scored,
         bn_recalibration: n.min(sets.train.len()),
