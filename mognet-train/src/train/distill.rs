@@ -59,7 +59,6 @@ impl DistillConfig {
 /// The teachers, in eval mode on the device without autodiff.
 pub(crate) struct Teachers {
     models: Vec<Mognet>,
-    temperature: f64,
     device: Device,
 }
 
@@ -91,7 +90,6 @@ impl Teachers {
         }
         Ok(Teachers {
             models,
-            temperature: config.temperature,
             device: device.clone(),
         })
     }
@@ -139,11 +137,6 @@ impl Teachers {
                 .count();
         }
         correct as f64 / set.len().max(1) as f64
-    }
-
-    /// The temperature the teachers' targets are softened with.
-    pub(crate) fn temperature(&self) -> f64 {
-        self.temperature
     }
 }
 

@@ -213,8 +213,8 @@ impl<'a> Session<'a> {
     /// The teachers' soft targets for the batch `x` on the autodiff device (without a
     /// gradient), when the run distills.
     fn soft_targets(&self, x: &TensorData) -> Option<Tensor<2>> {
-        let teachers = self.teachers.as_ref()?;
-        let targets = teachers.soft_targets(x.clone(), teachers.temperature());
+        let (teachers, d) = (self.teachers.as_ref()?, self.t.distill.as_ref()?);
+        let targets = teachers.soft_targets(x.clone(), d.temperature);
         Some(Tensor::<2>::from_data(targets.into_data(), &self.ad))
     }
 
