@@ -99,6 +99,17 @@ impl ImageSet {
             label: self.labels[index] as usize,
         })
     }
+
+    /// Images `range` as owned items, in order: one batch's worth.
+    ///
+    /// # Panics
+    /// If the range runs past the end (a programming error: batches are cut from `0..len`).
+    pub fn items(&self, range: std::ops::Range<usize>) -> Vec<ImageItem> {
+        let len = self.len();
+        range
+            .map(|i| self.item(i).unwrap_or_else(|| panic!("image {i} of {len}")))
+            .collect()
+    }
 }
 
 #[cfg(feature = "burn")]
@@ -118,5 +129,28 @@ impl burn::data::dataset::Dataset<ImageItem> for ImageSet {
 
     fn len(&self) -> usize {
         self.labels.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_are_the_range_in_order() {
+        let mut set = ImageSet::empty(1, 2, 3);
+        set.pixels = (0..12).collect();
+        set.labels = vec![2, 0, 1];
+        let items = set.items(1..3);
+        assert_eq!(items.len(), 2);
+        assert_eq!(
+            items[0],
+            ImageItem {
+                pixels: vec![4, 5, 6, 7],
+                label: 0
+            }
+        );
+        assert_eq!(items[1], set.item(2).unwrap());
+        assert!(set.items(3..3).is_empty());
     }
 }

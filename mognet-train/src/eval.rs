@@ -4,7 +4,7 @@ use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::tensor::{Device, Int, Tensor};
 use mognet_core::Mognet;
 
-use crate::data::{ImageBatcher, ImageItem, ImageSet};
+use crate::data::{ImageBatcher, ImageSet};
 use crate::progress::Progress;
 
 /// What an evaluation measured.
@@ -101,12 +101,7 @@ impl EvalPass<'_> {
     /// The statistics of images `range` of the set, read back from the device in one transfer.
     fn batch(&self, range: std::ops::Range<usize>) -> BatchStats {
         let n = range.len();
-        let items: Vec<ImageItem> = range
-            .map(|i| ImageItem {
-                pixels: self.set.image(i).to_vec(),
-                label: self.set.labels[i] as usize,
-            })
-            .collect();
+        let items = self.set.items(range);
         let (x, y) = self.batcher.host_data(&items);
         let x = Tensor::<4>::from_data(x, self.device);
         let y = Tensor::<1, Int>::from_data(y, self.device);

@@ -16,7 +16,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use mognet_core::Mognet;
 use mognet_core::persist::load_weights_file;
 
-use crate::data::{ImageBatcher, ImageItem, ImageSet};
+use crate::data::{ImageBatcher, ImageSet};
 use crate::train::config::InvalidConfig;
 use crate::train::run::TrainError;
 
@@ -120,12 +120,7 @@ impl Teachers {
         };
         let mut correct = 0usize;
         for start in (0..set.len()).step_by(batch_size.max(1)) {
-            let items: Vec<ImageItem> = (start..(start + batch_size).min(set.len()))
-                .map(|i| ImageItem {
-                    pixels: set.image(i).to_vec(),
-                    label: set.labels[i] as usize,
-                })
-                .collect();
+            let items = set.items(start..(start + batch_size).min(set.len()));
             let (x, _) = batcher.host_data(&items);
             let predicted = self.soft_targets(x, 1.0).argmax(1);
             let predicted = predicted.into_data().try_into_vec_as::<i64>();

@@ -23,9 +23,7 @@ pub(crate) fn recalibrate(
         size: set.size,
     };
     let batches = (0..n).step_by(bs).map(|start| {
-        let items: Vec<_> = (start..(start + bs).min(n))
-            .map(|i| set.item(i).expect("index within the set"))
-            .collect();
+        let items = set.items(start..(start + bs).min(n));
         Tensor::<4>::from_data(batcher.host_data(&items).0, ad)
     });
     model.recalibrate_batch_norms(batches);
