@@ -92,11 +92,9 @@ pub fn parity(
         int_correct: 0,
         images: set.len(),
     };
-    let batch = 100;
-    for start in (0..set.len()).step_by(batch) {
-        let range = start..(start + batch).min(set.len());
+    for range in set.batch_ranges(100, set.len()) {
         let float = float_batch(float_model, config, set, range.clone(), device);
-        let end = range.end;
+        let (start, end) = (range.start, range.end);
         let int_results = par_map(set, range, |img| model.predict_trace(img))
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;

@@ -3,7 +3,7 @@
 use burn::data::dataloader::batcher::Batcher;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::image_set::ImageItem;
+use super::image_set::{ImageItem, ImageSet};
 
 /// A batch on a device.
 #[derive(Debug, Clone)]
@@ -24,6 +24,14 @@ pub struct ImageBatcher {
 }
 
 impl ImageBatcher {
+    /// A batcher for the images of `set` (its channels and size).
+    pub fn for_set(set: &ImageSet) -> Self {
+        Self {
+            channels: set.channels,
+            size: set.size,
+        }
+    }
+
     /// The host-side tensors of a batch: pixels as f32 `p / 255` and labels as i64.
     pub fn host_data(&self, items: &[ImageItem]) -> (TensorData, TensorData) {
         let n = items.len();

@@ -110,6 +110,21 @@ impl ImageSet {
             .map(|i| self.item(i).unwrap_or_else(|| panic!("image {i} of {len}")))
             .collect()
     }
+
+    /// The index ranges of consecutive batches of `batch_size` images (at least 1) over the
+    /// set's first `images` images (all of them when the set is smaller), in order; only the
+    /// last batch may be short.
+    pub fn batch_ranges(
+        &self,
+        batch_size: usize,
+        images: usize,
+    ) -> impl Iterator<Item = std::ops::Range<usize>> + use<> {
+        let n = images.min(self.len());
+        let bs = batch_size.max(1);
+        (0..n)
+            .step_by(bs)
+            .map(move |start| start..(start + bs).min(n))
+    }
 }
 
 #[cfg(feature = "burn")]
@@ -152,5 +167,22 @@ mod tests {
         );
         assert_eq!(items[1], set.item(2).unwrap());
         assert!(set.items(3..3).is_empty());
+    }
+
+    #[test]
+    fn batch_ranges_cover_the_first_images_in_order() {
+        let mut set = ImageSet::empty(1, 1, 2);
+        set.pixels = vec![0; 7];
+        set.labels = vec![0; 7];
+        let ranges: Vec<_> = set.batch_ranges(3, 7).collect();
+        assert_eq!(ranges, vec![0..3, 3..6, 6..7]);
+        let ranges: Vec<_> = set.batch_ranges(4, 5).collect();
+        assert_eq!(ranges, vec![0..4, 4..5]);
+        // More images asked for than the set holds: the whole set.
+        let ranges: Vec<_> = set.batch_ranges(5, 100).collect();
+        assert_eq!(ranges, vec![0..5, 5..7]);
+        // A zero batch size is taken as 1.
+        assert_eq!(set.batch_ranges(0, 2).count(), 2);
+        assert_eq!(set.batch_ranges(3, 0).count(), 0);
     }
 }

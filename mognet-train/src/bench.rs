@@ -177,10 +177,7 @@ pub fn data_loading(set: ImageSet, batch: usize, workers: usize, rounds: usize) 
         seed: 1,
         epoch: 0,
     };
-    let batcher = ImageBatcher {
-        channels: 3,
-        size: 32,
-    };
+    let batcher = ImageBatcher::for_set(&set);
     let loader = DataLoaderBuilder::new(batcher)
         .batch_size(batch)
         .shuffle(1)

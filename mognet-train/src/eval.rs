@@ -38,21 +38,16 @@ pub fn evaluate(
     let pass = EvalPass {
         model,
         set,
-        batcher: ImageBatcher {
-            channels: set.channels,
-            size: set.size,
-        },
+        batcher: ImageBatcher::for_set(set),
         ce: CrossEntropyLossConfig::new().init(device),
         device,
     };
     let mut loss_sum = 0.0;
     let mut correct = 0usize;
     let mut gate_sums: Vec<(String, f64)> = Vec::new();
-    let batch_size = batch_size.max(1);
-    for start in (0..set.len()).step_by(batch_size) {
-        let end = (start + batch_size).min(set.len());
-        let batch = pass.batch(start..end);
-        let n = end - start;
+    for range in set.batch_ranges(batch_size, set.len()) {
+        let n = range.len();
+        let batch = pass.batch(range);
         loss_sum += batch.loss_sum;
         correct += batch.correct;
         if gate_sums.is_empty() {

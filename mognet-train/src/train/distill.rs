@@ -114,13 +114,10 @@ impl Teachers {
 
     /// Top-1 accuracy of the teachers' ensemble (the argmax of their mean softmax) on `set`.
     pub(crate) fn accuracy(&self, set: &ImageSet, batch_size: usize) -> f64 {
-        let batcher = ImageBatcher {
-            channels: set.channels,
-            size: set.size,
-        };
+        let batcher = ImageBatcher::for_set(set);
         let mut correct = 0usize;
-        for start in (0..set.len()).step_by(batch_size.max(1)) {
-            let items = set.items(start..(start + batch_size).min(set.len()));
+        for range in set.batch_ranges(batch_size, set.len()) {
+            let items = set.items(range);
             let (x, _) = batcher.host_data(&items);
             let predicted = self.soft_targets(x, 1.0).argmax(1);
             let predicted = predicted.into_data().try_into_vec_as::<i64>();

@@ -16,15 +16,9 @@ pub(crate) fn recalibrate(
     batch_size: usize,
     ad: &Device,
 ) {
-    let n = images.min(set.len());
-    let bs = batch_size.max(1);
-    let batcher = ImageBatcher {
-        channels: set.channels,
-        size: set.size,
-    };
-    let batches = (0..n).step_by(bs).map(|start| {
-        let items = set.items(start..(start + bs).min(n));
-        Tensor::<4>::from_data(batcher.host_data(&items).0, ad)
-    });
+    let batcher = ImageBatcher::for_set(set);
+    let batches = set
+        .batch_ranges(batch_size, images)
+        .map(|range| Tensor::<4>::from_data(batcher.host_data(&set.items(range)).0, ad));
     model.recalibrate_batch_norms(batches);
 }

@@ -93,10 +93,7 @@ impl<'a> Session<'a> {
             device: device.clone(),
             ce: training_loss(&t, &ad),
             ad,
-            batcher: ImageBatcher {
-                channels: train_set.channels,
-                size: train_set.size,
-            },
+            batcher: ImageBatcher::for_set(&train_set),
             train_set,
             valid_set,
             metrics_path: run_dir.join("metrics.jsonl"),
