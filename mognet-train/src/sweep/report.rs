@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::{Deserialize, Serialize};
 
 use crate::plot::{FAMILY, encode_png, register_font};
@@ -258,27 +259,28 @@ impl SweepReport {
                 (FAMILY, 20),
             )
             .margin(16)
-            .x_label_area_size(40)
+            .x_label_area_size(48)
             .y_label_area_size(64)
             .build_cartesian_2d(-0.5..n - 0.5, self.test_range())
             .map_err(|e| e.to_string())?;
-        // Names only at the arms' integer positions: the mesh has labels between them too.
-        let label = move |x: &f64| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 {
-                names.get(i as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        };
         chart
             .configure_mesh()
             .x_labels(self.arms.len().max(2) * 2 + 1)
-            .x_label_formatter(&label)
+            .x_label_formatter(&|_| String::new())
             .disable_x_mesh()
             .label_style((FAMILY, 13))
             .draw()
             .map_err(|e| e.to_string())?;
+        // Names in two staggered rows: side by side, the long ones ran into each other.
+        let bottom = self.test_range().start;
+        let style =
+            TextStyle::from((FAMILY, 13).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+        for (i, name) in names.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(i as f64, bottom));
+            let y = y + 6 + 18 * (i as i32 % 2);
+            root.draw(&Text::new(name.as_str(), (x, y), &style))
+                .map_err(|e| e.to_string())?;
+        }
         // One run draws its mean with a zero-length bar: it has no spread to show.
         let bars = self.arms.iter().enumerate();
         let bars = bars.filter_map(|(i, r)| r.test.map(|t| (i, t)));
