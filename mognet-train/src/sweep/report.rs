@@ -253,6 +253,7 @@ impl SweepReport {
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let n = self.arms.len() as f64;
         let names: Vec<String> = self.arms.iter().map(|r| r.arm.clone()).collect();
+        let range = self.test_range();
         let mut chart = ChartBuilder::on(root)
             .caption(
                 "integer test accuracy (%) per arm, mean +- std over seeds",
@@ -261,7 +262,7 @@ impl SweepReport {
             .margin(16)
             .x_label_area_size(48)
             .y_label_area_size(64)
-            .build_cartesian_2d(-0.5..n - 0.5, self.test_range())
+            .build_cartesian_2d(-0.5..n - 0.5, range.clone())
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
@@ -272,11 +273,10 @@ impl SweepReport {
             .draw()
             .map_err(|e| e.to_string())?;
         // Names in two staggered rows: side by side, the long ones ran into each other.
-        let bottom = self.test_range().start;
         let style =
             TextStyle::from((FAMILY, 13).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
         for (i, name) in names.iter().enumerate() {
-            let (x, y) = chart.backend_coord(&(i as f64, bottom));
+            let (x, y) = chart.backend_coord(&(i as f64, range.start));
             let y = y + 6 + 18 * (i as i32 % 2);
             root.draw(&Text::new(name.as_str(), (x, y), &style))
                 .map_err(|e| e.to_string())?;
