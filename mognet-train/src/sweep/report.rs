@@ -252,7 +252,6 @@ impl SweepReport {
     fn draw_chart(&self, root: &DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), String> {
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let n = self.arms.len() as f64;
-        let names: Vec<String> = self.arms.iter().map(|r| r.arm.clone()).collect();
         let range = self.test_range();
         let mut chart = ChartBuilder::on(root)
             .caption(
@@ -275,10 +274,10 @@ impl SweepReport {
         // Names in two staggered rows: side by side, the long ones ran into each other.
         let style =
             TextStyle::from((FAMILY, 13).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
-        for (i, name) in names.iter().enumerate() {
+        for (i, row) in self.arms.iter().enumerate() {
             let (x, y) = chart.backend_coord(&(i as f64, range.start));
             let y = y + 6 + 18 * (i as i32 % 2);
-            root.draw(&Text::new(name.as_str(), (x, y), &style))
+            root.draw(&Text::new(row.arm.as_str(), (x, y), &style))
                 .map_err(|e| e.to_string())?;
         }
         // One run draws its mean with a zero-length bar: it has no spread to show.
