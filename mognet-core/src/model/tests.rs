@@ -344,6 +344,43 @@ fn recalibrated_batch_norms_hold_the_average_of_batch_statistics() {
     assert_eq!(model.batch_norms_mut().len(), 1 + 4 + 1);
 }
 
+/// The running statistics of every batch norm, bit for bit, in order.
+fn running_stats(model: &mut Mognet) -> Vec<Vec<u32>> {
+    let bits = |t: Tensor<1>| to_vec(t).iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+    model
+        .batch_norms_mut()
+        .into_iter()
+        .flat_map(|bn| {
+            [
+                bits(bn.running_mean.value_sync()),
+                bits(bn.running_var.value_sync()),
+            ]
+        })
+        .collect()
+}
+
+#[test]
+fn recalibration_matches_tracked_forwards_and_leaves_parameters_trainable() {
+    let device = Device::flex().autodiff();
+    let batches: Vec<Tensor<4>> = (0..3).map(|i| images(8, 1, 16, 60 + i, &device)).collect();
+    // Reference: the same averaging done with tracked parameters (the graph-recording path).
+    let mut reference = tiny_config().init(&device).unwrap();
+    for (k, x) in batches.iter().enumerate() {
+        for bn in reference.batch_norms_mut() {
+            bn.momentum = 1.0 / (k as f64 + 1.0);
+        }
+        let _ = reference.forward(x.clone());
+    }
+    let mut model = tiny_config().init(&device).unwrap();
+    let before = running_stats(&mut model);
+    model.recalibrate_batch_norms(batches);
+    let after = running_stats(&mut model);
+    assert_ne!(after, before, "recalibration moved the statistics");
+    assert_eq!(after, running_stats(&mut reference));
+    assert!(model.stem.conv.weight.val().is_require_grad());
+    assert!(model.head.conv.weight.val().is_require_grad());
+}
+
 /// CRC-32 of every float parameter's values (`f32` bits), in the module's visiting order.
 struct ParamCrc(crc32fast::Hasher);
 
